@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { simulateCommand } from './simulate-command.ts';
 import { runCommand } from './run-command.ts';
+import { validateCommand } from './validate-command.ts';
 
 const program = new Command('msgtrace')
   .description(
@@ -9,6 +10,7 @@ const program = new Command('msgtrace')
   )
   .showHelpAfterError()
   .addCommand(runCommand())
+  .addCommand(validateCommand())
   .addCommand(simulateCommand());
 
 try {

@@ -2,6 +2,8 @@ import { webcrypto } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
+// @peculiar/x509 registers its algorithms through tsyringe, which needs the Reflect metadata API.
+import 'reflect-metadata';
 import {
   BasicConstraintsExtension,
   ExtendedKeyUsage,

@@ -1,0 +1,76 @@
+import { JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { NatsError } from './nats-error.ts';
+
+export interface EventsStreamOptions {
+  readonly name?: string;
+  readonly subjects?: ReadonlyArray<string>;
+  /** JetStream's Nats-Msg-Id dedupe window; default 2 h. */
+  readonly duplicateWindowMs?: number;
+}
+
+export const defaultEventsStream = {
+  name: 'MSGTRACE_EVENTS',
+  subjects: ['msgtrace.events.>'],
+  /**
+   * Two hours: long enough to cover a window re-read after a restart or a
+   * worker failover (the checkpoint resumes at the saved page, so the pages
+   * since the last checkpoint are published again) and the record on the
+   * shared boundary of consecutive windows. The server keeps every id of the
+   * window in memory, so it is not "a day just in case"; restarts later than
+   * this rely on the checkpoint alone.
+   */
+  duplicateWindowMs: 2 * 60 * 60 * 1000,
+} as const;
+
+/** Whether subject pattern `pattern` captures every subject `subject` matches (NATS `*` / `>` wildcards). */
+export function subjectCovers(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i];
+    if (token === '>') return s.length > i;
+    const other = s[i];
+    if (other === undefined) return false;
+    if (token === '*') {
+      if (other === '>') return false;
+      continue;
+    }
+    if (token !== other) return false;
+  }
+  return p.length === s.length;
+}
+
+/**
+ * Creates the events stream when absent (file storage: events must survive
+ * a server restart; the dedupe window as above). An existing stream is left
+ * as its operator configured it — retention, limits, replicas — except that
+ * configured subjects it does not capture are added, because a publish to an
+ * uncaptured subject would fail every job.
+ */
+export async function ensureEventsStream(jsm: JetStreamManager, opts: EventsStreamOptions = {}): Promise<{ created: boolean; info: StreamInfo }> {
+  const name = opts.name ?? defaultEventsStream.name;
+  const subjects = [...(opts.subjects ?? defaultEventsStream.subjects)];
+  const duplicateWindowMs = opts.duplicateWindowMs ?? defaultEventsStream.duplicateWindowMs;
+  let existing: StreamInfo | undefined;
+  try {
+    existing = await jsm.streams.info(name);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) {
+      throw new NatsError(`cannot look up the JetStream stream ${name}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  try {
+    if (!existing) {
+      const info = await jsm.streams.add({ name, subjects, storage: StorageType.File, duplicate_window: nanos(duplicateWindowMs) });
+      return { created: true, info };
+    }
+    const have = existing.config.subjects ?? [];
+    const missing = subjects.filter((subject) => !have.some((pattern) => subjectCovers(pattern, subject)));
+    if (missing.length === 0) return { created: false, info: existing };
+    const info = await jsm.streams.update(name, { subjects: [...have, ...missing] });
+    return { created: false, info };
+  } catch (error) {
+    throw new NatsError(`cannot create or update the JetStream stream ${name} for ${subjects.join(', ')}: ${(error as Error).message}`, { cause: error });
+  }
+}

@@ -1,0 +1,73 @@
+import { readFile as readFileFs } from 'node:fs/promises';
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConfig } from '../../config/schema.ts';
+import { NatsError } from './nats-error.ts';
+
+/** The connection fields of the `nats` config section (an `NatsConfig` fits). */
+export type NatsConnectionConfig = Pick<NatsConfig, 'servers' | 'user' | 'password' | 'token' | 'credsFile' | 'tls'>;
+
+export interface ConnectNatsOptions {
+  /** Connection name shown by the server's monitoring (`/connz`); default `msgtrace`. */
+  readonly name?: string;
+  /** Wait between reconnect attempts; default 2 s. */
+  readonly reconnectTimeWaitMs?: number;
+  readonly readFile?: (path: string) => Promise<Buffer | string>;
+}
+
+function describeAuth(config: NatsConnectionConfig): string {
+  if (config.credsFile) return `with the credentials file ${config.credsFile}`;
+  if (config.token) return 'with a token';
+  if (config.user) return `as user ${config.user}`;
+  return 'without credentials';
+}
+
+function redact(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  return secrets.reduce<string>((out, secret) => (secret && secret.length >= 3 ? out.split(secret).join('[redacted]') : out), text);
+}
+
+/**
+ * Connects per the `nats` config: user/password, token or a `.creds` file
+ * (JWT + nkey seed, via `credsAuthenticator`), TLS from `caFile` /
+ * `certFile` / `keyFile`. Once connected the client reconnects forever —
+ * a collector outlives a NATS restart and JetStream replays nothing it did
+ * not ack — but the first connect fails fast with a `NatsError`, so a wrong
+ * URL or password is reported at start instead of hanging.
+ */
+export async function connectNats(config: NatsConnectionConfig, opts: ConnectNatsOptions = {}): Promise<NatsConnection> {
+  const servers = config.servers;
+  const where = `NATS at ${servers.join(', ')} ${describeAuth(config)}`;
+  const options: ConnectionOptions = {
+    servers,
+    name: opts.name ?? 'msgtrace',
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: opts.reconnectTimeWaitMs ?? 2000,
+    waitOnFirstConnect: false,
+  };
+  if (config.credsFile) {
+    let creds: Buffer | string;
+    try {
+      creds = await (opts.readFile ?? readFileFs)(config.credsFile);
+    } catch (cause) {
+      throw new NatsError(`cannot read the NATS credentials file ${config.credsFile} (${(cause as { code?: string }).code ?? (cause as Error).message})`, { cause });
+    }
+    options.authenticator = credsAuthenticator(typeof creds === 'string' ? new TextEncoder().encode(creds) : new Uint8Array(creds));
+  } else if (config.token) {
+    options.token = config.token;
+  } else if (config.user) {
+    options.user = config.user;
+    if (config.password !== undefined) options.pass = config.password;
+  }
+  if (config.tls) {
+    options.tls = {
+      ...(config.tls.caFile ? { caFile: config.tls.caFile } : {}),
+      ...(config.tls.certFile ? { certFile: config.tls.certFile } : {}),
+      ...(config.tls.keyFile ? { keyFile: config.tls.keyFile } : {}),
+    };
+  }
+  try {
+    return await connect(options);
+  } catch (cause) {
+    const detail = redact(`${(cause as Error).name}: ${(cause as Error).message}`, [config.password, config.token]);
+    throw new NatsError(`cannot connect to ${where}: ${detail} — check nats.servers, the credentials and TLS settings`, { cause });
+  }
+}

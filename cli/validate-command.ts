@@ -1,0 +1,29 @@
+import { Command, Option } from 'commander';
+import { ConfigInvalidError, formatProblem } from '../config/config-invalid-error.ts';
+import { loadConfig } from '../config/load-config.ts';
+
+/**
+ * `msgtrace validate --config F`: checks a config before anything runs, so a
+ * bad interval or a missing client id shows up in CI or a deploy step, not at
+ * the first scheduled run. Prints every problem, one per line, and exits 1;
+ * never a stack trace and never a secret.
+ */
+export function validateCommand(): Command {
+  return new Command('validate')
+    .description('Check a config file (schema, limits, auth requirements, references) and list every problem.')
+    .addOption(new Option('-c, --config <file>', 'config file (YAML or JSON)').makeOptionMandatory())
+    .action(async (options: { config: string }) => {
+      try {
+        const config = await loadConfig(options.config);
+        const ids = config.inputs.map((input) => input.id + (input.disabled ? ' (disabled)' : ''));
+        const count = config.inputs.length === 1 ? '1 input' : `${config.inputs.length} inputs`;
+        process.stdout.write(`config OK: ${count}${ids.length > 0 ? ` (${ids.join(', ')})` : ''}\n`);
+      } catch (error) {
+        if (!(error instanceof ConfigInvalidError)) throw error;
+        const count = error.problems.length === 1 ? '1 problem' : `${error.problems.length} problems`;
+        process.stderr.write(`config ${options.config} is invalid (${count}):\n`);
+        for (const problem of error.problems) process.stderr.write(`  ${formatProblem(problem)}\n`);
+        process.exitCode = 1;
+      }
+    });
+}

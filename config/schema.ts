@@ -1,0 +1,239 @@
+/**
+ * The shape of a msgtrace config file (YAML or JSON): `nats`, `inputs`,
+ * `pipelines`, `secrets`, with every default applied and unknown keys refused.
+ *
+ * An input accepts Cribl Stream's own field names for the "Office 365 Message
+ * Trace" source, with Cribl's defaults and limits, so an input exported from
+ * Cribl loads unchanged. Rules that span fields (what each `authType` needs,
+ * which `url` goes with which `planType`, secret and pipeline references) live
+ * in `config-rules.ts`; use `validateConfig()` / `loadConfig()` rather than
+ * this schema alone, so both run.
+ */
+import { z } from 'zod';
+import { apiDialectOf } from './api-dialect.ts';
+import { evaluateTimeExpression, parseDuration } from './time-expr.ts';
+
+/** Cribl's default Report URL: the legacy Reporting Web Service. */
+export const DEFAULT_REPORT_URL = 'https://reports.office365.com/ecp/reportingwebservice/reporting.svc/MessageTrace';
+
+/** Cribl refuses an `interval` (minutes) that does not divide the hour, so runs land on predictable minutes. */
+export const INTERVAL_DIVISORS = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] as const;
+
+/** `$top` limits of the two APIs (API.md §1, §2): Graph 1..5000, RWS up to 2000; both default to 1000. */
+export const PAGE_SIZE_LIMITS = { graph: 5000, rws: 2000 } as const;
+export const DEFAULT_PAGE_SIZE = 1000;
+
+/** The subject template; `{inputId}` is replaced by the input's id when the config loads. */
+export const DEFAULT_SUBJECT = 'msgtrace.events.{inputId}';
+
+/** NATS' default `max_payload` (1 MiB): a bigger event could never be published whole. */
+export const DEFAULT_MAX_EVENT_BYTES = 51_200;
+
+export const authTypes = ['manual', 'secret', 'oauth', 'oauthSecret', 'oauthCert'] as const;
+export const planTypes = ['enterprise_gcc', 'gcc', 'gcc_high', 'dod'] as const;
+export const logLevels = ['error', 'warn', 'info', 'debug', 'silly'] as const;
+
+/**
+ * The token audience when `resource` is not set: it follows the API the `url`
+ * points at (a Graph token is refused by RWS and vice versa), and for RWS the
+ * Exchange host of the plan's cloud (API.md §4).
+ */
+export function defaultResourceFor(url: string, planType: (typeof planTypes)[number]): string {
+  if (apiDialectOf(url) === 'graph') return 'https://graph.microsoft.com';
+  if (planType === 'gcc_high') return 'https://outlook.office365.us';
+  if (planType === 'dod') return 'https://outlook-dod.office365.us';
+  return 'https://outlook.office365.com';
+}
+
+const optionalText = z.string().optional();
+
+/** `startDate`/`endDate`: refused here when the grammar does not parse; the reference instant does not matter for that. */
+const timeExpression = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  try {
+    evaluateTimeExpression(value, 0);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+  }
+});
+
+/** Cribl's `jobTimeout`: seconds, or with s/m/h; `0` = unlimited. Kept as written; read it with `parseDuration`. */
+const jobTimeout = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  try {
+    parseDuration(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be seconds (30) or an amount with s, m or h (45s, 15m); 0 means unlimited' });
+  }
+});
+
+export const RetryRulesSchema = z.strictObject({
+  type: z.enum(['backoff', 'static', 'none']).default('backoff'),
+  interval: z.number().int().min(0, 'must be 0..20000 ms').max(20_000, 'must be 0..20000 ms (at most 20 s)').default(1000),
+  limit: z.number().int().min(0, 'must be 0..20 retries').max(20, 'must be 0..20 retries').default(5),
+  multiplier: z.number().min(1, 'must be 1..20').max(20, 'must be 1..20').default(2),
+  codes: z.array(z.number().int().min(100, 'must be an HTTP status 100..599').max(599, 'must be an HTTP status 100..599')).default([429, 503]),
+  enableHeader: z.boolean().default(true),
+  retryConnectTimeout: z.boolean().default(false),
+  retryConnectReset: z.boolean().default(false),
+  /**
+   * msgtrace's own: the longest Retry-After honoured, in ms. Cribl ignores a
+   * Retry-After over 20 s; raise this to honour longer ones (up to 1 h).
+   */
+  maxRetryAfter: z.number().int().min(0, 'must be 0..3600000 ms').max(3_600_000, 'must be 0..3600000 ms (at most 1 h)').default(20_000),
+});
+
+const CertOptionsSchema = z.strictObject({
+  certificateName: optionalText,
+  privKeyPath: optionalText,
+  passphrase: optionalText,
+  certPath: optionalText,
+});
+
+const MetadataFieldSchema = z.strictObject({
+  name: z.string().min(1, 'must not be empty'),
+  /** A JS expression evaluated per event (constants in quotes or backticks). */
+  value: z.string(),
+});
+
+export const InputSchema = z
+  .strictObject({
+    // Cribl's fields for type office365_msg_trace, with Cribl's defaults and limits.
+    id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or - (it becomes a NATS subject token and a KV key)'),
+    type: z.literal('office365_msg_trace', 'must be office365_msg_trace'),
+    disabled: z.boolean().default(false),
+    description: optionalText,
+    url: z.string().default(DEFAULT_REPORT_URL),
+    interval: z
+      .number()
+      .refine((minutes) => (INTERVAL_DIVISORS as readonly number[]).includes(minutes), `must divide 60 (${INTERVAL_DIVISORS.join(',')})`)
+      .default(60),
+    startDate: timeExpression.default('-3h@h'),
+    endDate: timeExpression.default('-2h@h'),
+    timeout: z.number().min(0, 'must be 0..2400 s (0 = no timeout)').max(2400, 'must be 0..2400 s (0 = no timeout)').default(300),
+    disableTimeFilter: z.boolean().default(false),
+    authType: z.enum(authTypes, `must be one of ${authTypes.join(', ')}`).default('oauth'),
+    username: optionalText,
+    password: optionalText,
+    credentialsSecret: optionalText,
+    clientSecret: optionalText,
+    textSecret: optionalText,
+    tenantId: optionalText,
+    clientId: optionalText,
+    resource: optionalText,
+    planType: z.enum(planTypes, `must be one of ${planTypes.join(', ')}`).default('enterprise_gcc'),
+    certOptions: CertOptionsSchema.optional(),
+    logLevel: z.enum(logLevels, `must be one of ${logLevels.join(', ')}`).default('info'),
+    streamtags: z.array(z.string()).default([]),
+    metadata: z.array(MetadataFieldSchema).default([]),
+    pipeline: optionalText,
+    retryRules: RetryRulesSchema.prefault({}),
+    keepAliveTime: z.number().min(1, 'must be 1..300 s').max(300, 'must be 1..300 s').default(30),
+    maxMissedKeepAlives: z.number().int().min(1, 'must be 1 or more').default(3),
+    jobTimeout: jobTimeout.default('0'),
+    environment: optionalText,
+    ttl: z.string().regex(/^\d+[smhd]?$/, 'must be a duration such as 4h, 30m or 1d').default('4h'),
+    // Cribl's scheduler and routing knobs, present in every export. Accepted so an
+    // export loads unchanged; msgtrace routes by `subject` and schedules by itself.
+    rescheduleDroppedTasks: z.boolean().optional(),
+    maxTaskReschedule: z.number().optional(),
+    ignoreGroupJobsLimit: z.boolean().optional(),
+    sendToRoutes: z.boolean().optional(),
+    connections: z.array(z.looseObject({ output: z.string().optional(), pipeline: z.string().optional() })).optional(),
+    pqEnabled: z.boolean().optional(),
+    pq: z.record(z.string(), z.unknown()).optional(),
+    // msgtrace's own keys.
+    /** Authority host override (e.g. a simulator); unset = the planType's login host, chosen by the auth adapter. */
+    loginUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** Subject events are published on; `{inputId}` is replaced by the input id. */
+    subject: optionalText,
+    /** `$top` per page; default 1000; limit depends on the url's API (Graph 5000, RWS 2000). */
+    pageSize: z.number().int().min(1, 'must be 1 or more').optional(),
+    /** An event bigger than this (JSON bytes) is marked `__isBroken`. */
+    maxEventBytes: z.number().int().min(1024, 'must be at least 1024 bytes').default(DEFAULT_MAX_EVENT_BYTES),
+  })
+  .transform((input) => ({
+    ...input,
+    resource: input.resource ?? defaultResourceFor(input.url, input.planType),
+    subject: (input.subject ?? DEFAULT_SUBJECT).replaceAll('{inputId}', input.id),
+    pageSize: input.pageSize ?? DEFAULT_PAGE_SIZE,
+  }));
+
+export const NatsSchema = z.strictObject({
+  servers: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1, 'must list at least one server')], 'must be a NATS URL or a list of them')
+    .default('nats://127.0.0.1:4222')
+    .transform((servers) => (Array.isArray(servers) ? servers : [servers])),
+  user: optionalText,
+  password: optionalText,
+  token: optionalText,
+  credsFile: optionalText,
+  tls: z.strictObject({ caFile: optionalText, certFile: optionalText, keyFile: optionalText }).optional(),
+  eventsStream: z
+    .strictObject({
+      name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -').default('MSGTRACE_EVENTS'),
+      subjects: z.array(z.string().min(1)).min(1, 'must list at least one subject').default(['msgtrace.events.>']),
+    })
+    .prefault({}),
+});
+
+/**
+ * A pipeline is a list of functions applied in order to each event (Cribl's
+ * model, reduced): `filter` is a JS expression selecting the events a function
+ * applies to (default `true`), `final` stops later functions for the events it
+ * matched, and `conf` is the function's own settings, interpreted by
+ * `streams/pipeline.ts` (for `eval`: `add: [{name, value}]`, `remove: [names]`;
+ * for `mask`: `rules: [{matchRegex, replaceExpr}]`, `fields: [names]`; `drop`
+ * needs none).
+ */
+export const PipelineFunctionSchema = z.strictObject({
+  id: z.enum(['eval', 'drop', 'mask'], 'must be one of eval, drop, mask'),
+  filter: z.string().default('true'),
+  disabled: z.boolean().default(false),
+  final: z.boolean().default(false),
+  description: optionalText,
+  conf: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const PipelineSchema = z.strictObject({
+  id: z.string().min(1, 'must not be empty'),
+  description: optionalText,
+  functions: z.array(PipelineFunctionSchema).default([]),
+});
+
+/**
+ * Stored secrets, referenced by id from an input's `credentialsSecret`
+ * (type `credentials`) or `textSecret` (type `text`). A value written as
+ * `$NAME` is read from the environment variable NAME when the secret is used,
+ * so the file itself need not hold it.
+ */
+export const SecretSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ id: z.string().min(1), type: z.literal('text'), value: z.string().min(1, 'must not be empty'), description: optionalText }),
+    z.strictObject({
+      id: z.string().min(1),
+      type: z.literal('credentials'),
+      username: z.string().min(1, 'must not be empty'),
+      password: z.string().min(1, 'must not be empty'),
+      description: optionalText,
+    }),
+  ],
+  { error: 'type must be text (with value) or credentials (with username and password)' },
+);
+
+export const ConfigSchema = z.strictObject({
+  nats: NatsSchema.prefault({}),
+  inputs: z.array(InputSchema).default([]),
+  pipelines: z.array(PipelineSchema).default([]),
+  secrets: z.array(SecretSchema).default([]),
+});
+
+export type MsgtraceConfig = z.output<typeof ConfigSchema>;
+export type InputConfig = z.output<typeof InputSchema>;
+export type RetryRules = z.output<typeof RetryRulesSchema>;
+export type NatsConfig = z.output<typeof NatsSchema>;
+export type PipelineConfig = z.output<typeof PipelineSchema>;
+export type PipelineFunctionConfig = z.output<typeof PipelineFunctionSchema>;
+export type SecretConfig = z.output<typeof SecretSchema>;
+export type AuthType = (typeof authTypes)[number];
+export type PlanType = (typeof planTypes)[number];
+export type LogLevel = (typeof logLevels)[number];

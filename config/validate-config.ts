@@ -1,0 +1,112 @@
+import type { z } from 'zod';
+import { checkConfigRules } from './config-rules.ts';
+import type { ConfigProblem } from './config-invalid-error.ts';
+import { ConfigSchema } from './schema.ts';
+import type { MsgtraceConfig } from './schema.ts';
+
+export type ConfigValidation = { ok: true; config: MsgtraceConfig } | { ok: false; problems: ConfigProblem[] };
+
+export interface ValidateConfigOptions {
+  /** Instant (epoch ms) against which startDate/endDate are compared; default the wall clock. */
+  now?: number;
+}
+
+/** Keys whose values are secrets wherever they appear; `value` is one only under `secrets`. */
+const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token']);
+
+/**
+ * Validates a parsed config document: the schema (shapes, limits, defaults,
+ * unknown keys) and the cross-field rules, all problems at once. Pure: no file
+ * or network access; the result is a value, because a bad config is an
+ * expected outcome, not a crash.
+ *
+ * Problem messages name the key path, the reason and the allowed range, and
+ * quote the offending value — except for secret fields, whose values are
+ * never echoed (and are scrubbed from every message, in case one leaks
+ * through a parser's text).
+ */
+export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}): ConfigValidation {
+  const parsed = ConfigSchema.safeParse(raw, { reportInput: true });
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
+    ...checkConfigRules(raw, options.now ?? Date.now()),
+  ];
+  if (parsed.success && problems.length === 0) return { ok: true, config: parsed.data };
+  return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)) };
+}
+
+function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
+  const path = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ path: joinPath(path, key), message: 'unknown key (not a Cribl office365_msg_trace field nor a msgtrace key)' }));
+  }
+  if (path === '' && issue.code === 'invalid_type') {
+    return [{ path, message: `the file must hold an object with nats, inputs, pipelines and secrets; got ${issue.input === undefined ? 'nothing' : kindOf(issue.input)}` }];
+  }
+  const secret = isSecretPath(issue.path);
+  const input: unknown = issue.input;
+  if (issue.code === 'invalid_type') {
+    if (input === undefined) return [{ path, message: `is required (${issue.expected})` }];
+    return [{ path, message: `must be ${article(issue.expected)}; got ${secret ? kindOf(input) : describe(input)}` }];
+  }
+  let message = issue.message;
+  // Time-expression messages already quote the expression; everything else gets the value appended.
+  const quoted = typeof input === 'string' && message.includes(JSON.stringify(input));
+  if (!secret && isPrimitive(input) && !quoted) message += `; got ${describe(input)}`;
+  return [{ path, message }];
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : joinPath(text, String(key))), '');
+}
+
+const joinPath = (base: string, key: string): string => (base === '' ? key : `${base}.${key}`);
+
+function isSecretPath(path: readonly PropertyKey[]): boolean {
+  const last = path[path.length - 1];
+  if (typeof last !== 'string') return false;
+  return SECRET_KEYS.has(last) || (path[0] === 'secrets' && last === 'value');
+}
+
+const isPrimitive = (value: unknown): value is string | number | boolean =>
+  typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+
+const describe = (value: unknown): string => (isPrimitive(value) ? JSON.stringify(value) : kindOf(value));
+
+const kindOf = (value: unknown): string => (Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`);
+
+const article = (expected: string): string => (/^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`);
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((problem) => {
+    const key = `${problem.path}\u0000${problem.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Every string held under a secret key anywhere in the document. */
+function secretValuesIn(raw: unknown): string[] {
+  const found: string[] = [];
+  const walk = (node: unknown, path: PropertyKey[]): void => {
+    if (Array.isArray(node)) node.forEach((child, index) => walk(child, [...path, index]));
+    else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        const childPath = [...path, key];
+        if (typeof child === 'string' && isSecretPath(childPath)) found.push(child);
+        else walk(child, childPath);
+      }
+    }
+  };
+  walk(raw, []);
+  // Very short values would mangle ordinary words; they are never echoed anyway.
+  return found.filter((value) => value.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+function scrubSecrets(problems: ConfigProblem[], secrets: string[]): ConfigProblem[] {
+  if (secrets.length === 0) return problems;
+  const scrub = (text: string): string => secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+  return problems.map((problem) => ({ path: scrub(problem.path), message: scrub(problem.message) }));
+}

@@ -1,0 +1,142 @@
+import { readFile } from 'node:fs/promises';
+import { createActor, fromPromise, toPromise } from 'xstate';
+import type { Dispatcher } from 'undici';
+import { createPageSource } from '../adapters/o365/page-source.ts';
+import { createTokenSource } from '../adapters/o365/token-source.ts';
+import type { InputConfig, SecretConfig } from '../config/schema.ts';
+import { parseDuration } from '../config/time-expr.ts';
+import {
+  collectJobMachine,
+  type CollectJobEmitted,
+  type CollectJobSummary,
+  type DeliverPageInput,
+  jobStateName,
+} from '../machines/collect-job.machine.ts';
+import type { JobWindow, PageCursor, PageRequest } from '../machines/collect-job.types.ts';
+import { compileFields } from '../streams/eval-fields.ts';
+import type { EventPublisher } from '../streams/event-publisher.types.ts';
+import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
+import { resolveInputCredentials } from './input-credentials.ts';
+import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
+
+export interface CollectJobRunnerDeps {
+  readonly input: InputConfig;
+  readonly secrets: ReadonlyArray<SecretConfig>;
+  readonly dispatcher: Dispatcher;
+  readonly publisher: EventPublisher;
+  readonly now?: () => number;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Bound on unacknowledged publishes per page. */
+  readonly maxInFlight?: number;
+}
+
+export interface CollectJobRun {
+  readonly jobId: string;
+  readonly window: JobWindow;
+  readonly resumeFrom?: { readonly cursor: PageCursor; readonly page: number };
+  /** Every event the job emits (pages, heartbeats, warnings), for progress, logs and checkpoints. */
+  readonly onEmitted?: (event: CollectJobEmitted) => void;
+  /** Each state the job enters (`authenticating`, `paging.fetching`, `retryWait`, …). */
+  readonly onState?: (state: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The composition root of one collection job: builds the adapters for the
+ * input, provides them to the job statechart as its actors and runs it to a
+ * final state. Everything time-related lives in the chart; everything I/O in
+ * the adapters; this file only wires.
+ */
+export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobRun): Promise<CollectJobSummary> {
+  const { input } = deps;
+  const now = deps.now ?? Date.now;
+  const env = deps.env ?? process.env;
+  if (input.pipeline !== undefined) {
+    throw new MsgtraceError(
+      errorCodes.configInvalid,
+      `input ${input.id}: pipeline "${input.pipeline}" is configured, but pipelines are not implemented yet; remove the key to collect without it`,
+    );
+  }
+  const requestTimeoutMs = input.timeout * 1000;
+  const credentials = resolveInputCredentials(input, deps.secrets, env);
+  const tokenSource = createTokenSource({
+    input: { ...input, ...credentials },
+    dispatcher: deps.dispatcher,
+    now,
+    readFile,
+    env,
+    requestTimeoutMs,
+  });
+  const pageSource = createPageSource({
+    url: input.url,
+    dispatcher: deps.dispatcher,
+    authorizationHeader: () => tokenSource.authorizationHeader(),
+    pageSize: input.pageSize,
+    requestTimeoutMs,
+    now,
+  });
+  // Compiled before the first request, so a broken expression fails the job at once.
+  const compiled = compileFields(input.metadata);
+  const deliver = deliverPageThroughPipeline(
+    {
+      inputId: input.id,
+      jobId: run.jobId,
+      source: input.url,
+      window: run.window,
+      disableTimeFilter: input.disableTimeFilter,
+      metadata: input.metadata,
+      maxEventBytes: input.maxEventBytes,
+      subject: input.subject,
+    },
+    compiled,
+    deps.publisher,
+    {
+      maxInFlight: deps.maxInFlight,
+      onFieldError: (error) =>
+        run.onEmitted?.({
+          type: 'job.warning',
+          jobId: run.jobId,
+          inputId: input.id,
+          message: `field ${error.name} failed on page ${error.page}: ${error.message}`,
+        }),
+    },
+  );
+
+  const machine = collectJobMachine.provide({
+    actors: {
+      acquireToken: fromPromise(({ input: request }: { input: { forceRefresh: boolean } }) => tokenSource.acquire(request.forceRefresh)),
+      fetchPage: fromPromise(({ input: request }: { input: PageRequest }) => pageSource.fetchPage(request)),
+      deliverPage: fromPromise(({ input: page }: { input: DeliverPageInput }) => deliver(page)),
+    },
+  });
+  const actor = createActor(machine, {
+    input: {
+      jobId: run.jobId,
+      inputId: input.id,
+      window: run.window,
+      retryRules: { ...input.retryRules, maxRetryAfterMs: input.retryRules.maxRetryAfter },
+      jobTimeoutMs: parseDuration(input.jobTimeout),
+      keepAliveMs: input.keepAliveTime * 1000,
+      resumeFrom: run.resumeFrom,
+    },
+  });
+  for (const type of ['job.page', 'job.heartbeat', 'job.warning'] as const) {
+    actor.on(type, (event) => run.onEmitted?.(event as CollectJobEmitted));
+  }
+  if (run.onState) {
+    let last = '';
+    actor.subscribe((snapshot) => {
+      const state = jobStateName(snapshot.value);
+      if (state !== last) run.onState?.((last = state));
+    });
+  }
+  const onAbort = () => actor.send({ type: 'job.cancel', reason: String(run.signal?.reason ?? 'aborted') });
+  run.signal?.addEventListener('abort', onAbort, { once: true });
+  actor.start();
+  actor.send({ type: 'job.start' });
+  try {
+    return await toPromise(actor);
+  } finally {
+    run.signal?.removeEventListener('abort', onAbort);
+  }
+}

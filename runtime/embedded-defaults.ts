@@ -1,0 +1,72 @@
+import { mkdir } from 'node:fs/promises';
+import { connect } from '@nats-io/transport-node';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { startLocalNatsServer, type LocalNatsServer } from '../adapters/nats/local-nats-server.ts';
+import { startSimulator } from '../simulator/start-simulator.ts';
+
+/** nats.conf at the project root: the config the embedded server runs with. */
+export const projectNatsConf = fileURLToPath(new URL('../nats.conf', import.meta.url));
+
+/** The collector user nats.conf defines for loopback demos. */
+export const embeddedNatsCollector = { user: 'msgtrace', pass: 'msgtrace-local' } as const;
+export const embeddedNatsViewer = { user: 'viewer', pass: 'viewer-local' } as const;
+
+export interface EmbeddedEnvironment {
+  readonly natsUrl: string;
+  /** Present when msgtrace started the server itself (and so must stop it). */
+  readonly natsServer: LocalNatsServer | null;
+  readonly simulator: Awaited<ReturnType<typeof startSimulator>>;
+  stop(): Promise<void>;
+}
+
+async function natsReachable(url: string): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: url, ...embeddedNatsCollector, timeout: 1000, reconnect: false });
+    await nc.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What `msgtrace run` with no `--config` stands up: a local nats-server from
+ * nats.conf (unless one already answers on the port) and the simulator as the
+ * tenant, so the whole path runs on a machine with no Microsoft account.
+ */
+export async function startEmbeddedEnvironment(options: {
+  workDir: string;
+  natsPort: number;
+  simulatorPort: number;
+  seed: number;
+  recordsPerHour: number;
+}): Promise<EmbeddedEnvironment> {
+  const workDir = resolve(options.workDir);
+  await mkdir(workDir, { recursive: true });
+  const natsUrl = `nats://127.0.0.1:${options.natsPort}`;
+  const natsServer = (await natsReachable(natsUrl))
+    ? null
+    : await startLocalNatsServer({
+        configFile: projectNatsConf,
+        workDir,
+        port: options.natsPort,
+        monitorPort: options.natsPort + 4000,
+        websocketPort: options.natsPort + 5000,
+      });
+  const simulator = await startSimulator({
+    port: options.simulatorPort,
+    seed: options.seed,
+    recordsPerHour: options.recordsPerHour,
+    stateDir: resolve(workDir, 'simulator'),
+  });
+  return {
+    natsUrl,
+    natsServer,
+    simulator,
+    async stop() {
+      await simulator.close();
+      await natsServer?.stop();
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Event breaking: one page of API rows → one event per row.
+ *
+ * Rows are already JSON objects (the adapter took them out of `value` /
+ * `d.results` / `d`), so breaking never splits text. What it adds is `_time`
+ * and the `__isBroken` verdict. Decisions, both chosen so no record is lost:
+ *
+ * - A row whose JSON exceeds `maxEventBytes` (default 51200, Cribl's event
+ *   breaker default) is kept WHOLE and marked `__isBroken` with
+ *   `__brokenReason: 'oversize'`. Cribl splits oversize text; splitting a JSON
+ *   record would only produce fragments nobody can parse.
+ * - A row with no parsable `receivedDateTime` / `Received` is kept with
+ *   `_time` = the window start (the API returned it for this window, so it
+ *   belongs there and passes the time filter) and marked `__isBroken` with
+ *   `__brokenReason: 'time'`.
+ */
+import { type OperatorFunction, mergeMap } from 'rxjs';
+import type { JobWindow } from '../machines/collect-job.types.ts';
+import { eventTimeOf } from './event-time.ts';
+import type { PageOfRows, TraceEvent } from './trace-event.types.ts';
+
+/** Cribl's default maximum event size, in bytes. */
+export const defaultMaxEventBytes = 51_200;
+
+export interface BreakOptions {
+  readonly window: JobWindow;
+  /** Max JSON bytes of one row; 0 (or less) means no limit. */
+  readonly maxEventBytes: number;
+}
+
+/** Turns one row into an event; pure, so the operator and tests share it. */
+export function breakRow(row: Readonly<Record<string, unknown>>, options: BreakOptions): TraceEvent {
+  const time = eventTimeOf(row);
+  const oversize =
+    options.maxEventBytes > 0 && Buffer.byteLength(JSON.stringify(row), 'utf8') > options.maxEventBytes;
+  const event: TraceEvent = { ...row, _time: time ?? options.window.startMs / 1000 };
+  if (oversize) return { ...event, __isBroken: true, __brokenReason: 'oversize' };
+  if (time === null) return { ...event, __isBroken: true, __brokenReason: 'time' };
+  return event;
+}
+
+/** Page → its events, in the page's row order. */
+export function breakEvents(options: BreakOptions): OperatorFunction<PageOfRows, TraceEvent> {
+  return mergeMap((page) => page.rows.map((row) => breakRow(row, options)));
+}

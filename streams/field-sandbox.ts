@@ -1,0 +1,264 @@
+/**
+ * The sandbox metadata expressions run in: a `node:vm` context built so an
+ * expression reaches nothing but the event's fields and the context's own
+ * JavaScript builtins.
+ *
+ * What makes it hold (each point is tested in test/eval-fields.test.ts):
+ * - The context global starts from a null-prototype object and holds no host
+ *   value, only primitives written by the host. No `process`, `require`,
+ *   `fetch`, timers, `console`, `WebAssembly`, `Atomics`.
+ * - `codeGeneration: { strings: false, wasm: false }`: the context's
+ *   `Function`/`eval` refuse to compile, so `constructor.constructor('return
+ *   process')()` fails — and no host object (whose constructor would be the
+ *   HOST's Function) ever enters the context: events go in as a JSON string,
+ *   results come out as JSON strings.
+ * - `import()` is refused at compile time: on Node 20 a dynamic import in a
+ *   vm script rejects with a HOST-realm TypeError, whose constructor chain
+ *   reaches the host `process`. A keyword cannot be spelled with escapes nor
+ *   built at run time (no code generation), so a word check on the source is
+ *   complete. (It also refuses the word in a string or as a property name.)
+ * - No asynchronous code at all: `async`/`await` are refused the same way and
+ *   `Promise`, `FinalizationRegistry`, `WeakRef` are removed, so an
+ *   expression can queue no job. Found by test: a vm timeout that lands in a
+ *   promise callback corrupts Node 20's async-hook stack and ABORTS the
+ *   process ("async hook stack has become corrupted"), and a finalizer
+ *   would run on the host loop with no timeout at all.
+ * - Every run has a `timeout` (`microtaskMode: 'afterEvaluate'` stays as a
+ *   second line). A field that times out is quarantined for the rest of the
+ *   job: an expression that loops once loops on every event, and each try
+ *   would cost the whole timeout.
+ * - Cost: one run per event (all fields), ~0.3 ms, dominated by vm's timeout
+ *   watchdog; inputs without metadata skip the sandbox entirely. Batching a
+ *   page into one run is the next step if that ever matters.
+ * - Intrinsics are deep-frozen before any expression runs, so one event's
+ *   expression cannot change what the next event's sees via prototypes.
+ *
+ * Fields missing from an event evaluate to `undefined` (never a
+ * ReferenceError): expressions run inside `with (scope)` where `scope` is a
+ * Proxy that claims every name and falls back to the context's globals.
+ * Later fields see the values of earlier ones (Cribl's Eval order).
+ */
+import { types } from 'node:util';
+import vm from 'node:vm';
+import { FieldExpressionError } from './field-expression-error.ts';
+import type { MetadataField } from './trace-event.types.ts';
+
+/** What one expression produced for one event. */
+export type FieldOutcome =
+  | { readonly kind: 'value'; readonly value: unknown }
+  | { readonly kind: 'undefined' }
+  | { readonly kind: 'error'; readonly message: string };
+
+export interface FieldSandbox {
+  readonly names: readonly string[];
+  /** One outcome per field, in field order. Never throws for an expression's fault. */
+  evaluate(event: Readonly<Record<string, unknown>>): FieldOutcome[];
+}
+
+export interface SandboxOptions {
+  /** Per-run time limit in ms (one event's remaining fields). */
+  readonly timeoutMs: number;
+}
+
+/** Names of the host↔context channel; primitives only travel through them. */
+const channel = ['__msgtraceInput', '__msgtraceFrom', '__msgtraceSkip', '__msgtraceCurrent'] as const;
+
+const setupSource = (names: readonly string[]) => `(() => {
+  'use strict';
+  const g = globalThis;
+  for (const name of ['console', 'WebAssembly', 'Atomics', 'SharedArrayBuffer', 'Promise', 'FinalizationRegistry', 'WeakRef']) delete g[name];
+  const names = ${JSON.stringify(names)};
+  const parse = JSON.parse;
+  const stringify = JSON.stringify;
+  const assign = Object.assign;
+  const createObject = Object.create;
+  const fns = [];
+  let sealed = false;
+  let fields = createObject(null);
+  let results = [];
+  const scope = new Proxy(createObject(null), {
+    has: (_t, key) => typeof key === 'string',
+    get: (_t, key) => (typeof key !== 'string' ? undefined : key in fields ? fields[key] : g[key]),
+    set: (_t, key, value) => { if (typeof key === 'string') fields[key] = value; return true; },
+    deleteProperty: (_t, key) => { if (typeof key === 'string') delete fields[key]; return true; },
+  });
+  const describe = (error) => {
+    try {
+      if (error instanceof Error) return String(error.name) + ': ' + String(error.message);
+      return 'threw ' + String(error);
+    } catch {
+      return 'threw a value that cannot be described';
+    }
+  };
+  const isThenable = (v) =>
+    v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
+  const run = () => {
+    const from = typeof g.__msgtraceFrom === 'number' ? g.__msgtraceFrom : 0;
+    const skip = typeof g.__msgtraceSkip === 'string' ? g.__msgtraceSkip : '';
+    if (from === 0) {
+      fields = assign(createObject(null), parse(typeof g.__msgtraceInput === 'string' ? g.__msgtraceInput : '{}'));
+      results = [];
+    }
+    for (let i = from; i < fns.length; i++) {
+      g.__msgtraceCurrent = i;
+      if (skip.includes(',' + i + ',')) continue;
+      try {
+        const value = fns[i](scope);
+        if (isThenable(value)) {
+          results[i] = ['e', 'returned a thenable; field expressions are synchronous'];
+          continue;
+        }
+        const json = value === undefined ? undefined : stringify(value);
+        if (json === undefined) {
+          results[i] = ['u'];
+        } else {
+          results[i] = ['v', json];
+          fields[names[i]] = value;
+        }
+      } catch (error) {
+        results[i] = ['e', describe(error)];
+      }
+    }
+    g.__msgtraceCurrent = -1;
+    return stringify(results);
+  };
+  const define = (i, fn) => { if (!sealed && typeof fn === 'function') fns[i] = fn; };
+  const seal = () => {
+    sealed = true;
+    const seen = new Set();
+    const freeze = (value) => {
+      if (value === null || value === g || (typeof value !== 'object' && typeof value !== 'function') || seen.has(value)) return;
+      seen.add(value);
+      Object.freeze(value);
+      freeze(Object.getPrototypeOf(value));
+      for (const key of Reflect.ownKeys(value)) {
+        const d = Object.getOwnPropertyDescriptor(value, key);
+        if (d === undefined) continue;
+        if ('value' in d) freeze(d.value); else { freeze(d.get); freeze(d.set); }
+      }
+    };
+    for (const key of Object.getOwnPropertyNames(g)) {
+      if (key.startsWith('__msgtrace')) continue;
+      const d = Object.getOwnPropertyDescriptor(g, key);
+      if (d !== undefined && 'value' in d) freeze(d.value);
+    }
+    for (const hidden of [function* () {}, [][Symbol.iterator](), new Map().entries(), new Set().values(), ''[Symbol.iterator](), /x/[Symbol.matchAll]('')]) freeze(hidden);
+  };
+  const fixed = (value) => ({ value, writable: false, configurable: false, enumerable: false });
+  Object.defineProperty(g, '__msgtraceDefine', fixed(define));
+  Object.defineProperty(g, '__msgtraceSeal', fixed(seal));
+  Object.defineProperty(g, '__msgtraceRun', fixed(run));
+  for (const name of ${JSON.stringify(channel)}) {
+    Object.defineProperty(g, name, { value: undefined, writable: true, configurable: false, enumerable: false });
+  }
+})();`;
+
+const timeoutCode = 'ERR_SCRIPT_EXECUTION_TIMEOUT';
+
+/**
+ * vm's timeout error is created in the CONTEXT's realm (so `instanceof Error`
+ * is false). Its `code` is read through a descriptor, never a getter, and
+ * proxies are refused, so checking it cannot run sandbox code on the host.
+ */
+function isTimeout(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || types.isProxy(error)) return false;
+  const code = Object.getOwnPropertyDescriptor(error, 'code');
+  return code !== undefined && 'value' in code && code.value === timeoutCode;
+}
+
+/**
+ * Compiles every expression once, in one fresh context per job. Throws
+ * `FieldExpressionError` naming the first field that does not compile.
+ */
+export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, options: SandboxOptions): FieldSandbox {
+  const names = metadata.map((field) => field.name);
+  const global = Object.create(null) as Record<string, unknown>;
+  const context = vm.createContext(global, {
+    name: 'msgtrace metadata fields',
+    codeGeneration: { strings: false, wasm: false },
+    microtaskMode: 'afterEvaluate',
+  });
+  const runOptions = { timeout: options.timeoutMs };
+  new vm.Script(setupSource(names), { filename: 'msgtrace:field-sandbox' }).runInContext(context);
+
+  metadata.forEach((field, index) => {
+    if (typeof field.name !== 'string' || field.name === '') {
+      throw new FieldExpressionError(String(field.name), 'a field needs a non-empty name');
+    }
+    if (typeof field.value !== 'string' || field.value.trim() === '') {
+      throw new FieldExpressionError(field.name, 'the expression is empty');
+    }
+    const refused = /\b(import|async|await)\b/.exec(field.value);
+    if (refused) {
+      throw new FieldExpressionError(field.name, `"${refused[1]}" is not available: field expressions are synchronous and cannot load modules`);
+    }
+    let script: vm.Script;
+    try {
+      script = new vm.Script(
+        `__msgtraceDefine(${index}, function (__msgtraceScope) { with (__msgtraceScope) { return (\n${field.value}\n); } });`,
+        { filename: `metadata:${field.name}` },
+      );
+    } catch (error) {
+      const reason = error instanceof SyntaxError ? `SyntaxError: ${error.message}` : 'it does not parse';
+      throw new FieldExpressionError(field.name, reason);
+    }
+    try {
+      script.runInContext(context, runOptions);
+    } catch (error) {
+      const reason = isTimeout(error) ? 'defining it did not finish in time' : 'defining it failed';
+      throw new FieldExpressionError(field.name, reason);
+    }
+  });
+  // Deep-freezing the intrinsics is msgtrace's own code and takes a few ms.
+  new vm.Script('__msgtraceSeal()').runInContext(context, { timeout: Math.max(5_000, options.timeoutMs) });
+
+  const runScript = new vm.Script('__msgtraceRun()', { filename: 'msgtrace:field-run' });
+  const quarantined = new Set<number>();
+  const skipList = () => `,${[...quarantined].join(',')},`;
+
+  return {
+    names,
+    evaluate(event) {
+      const timedOut = new Set<number>();
+      global['__msgtraceInput'] = JSON.stringify(event);
+      let from = 0;
+      for (;;) {
+        global['__msgtraceFrom'] = from;
+        global['__msgtraceSkip'] = skipList();
+        let out: unknown;
+        try {
+          out = runScript.runInContext(context, runOptions);
+        } catch (error) {
+          // Read only a primitive back: a context object could run code on access.
+          const current = global['__msgtraceCurrent'];
+          if (isTimeout(error) && typeof current === 'number' && Number.isInteger(current) && current >= from && current < names.length) {
+            timedOut.add(current);
+            quarantined.add(current);
+            from = current + 1;
+            continue;
+          }
+          if (isTimeout(error) && current === -1) {
+            // Every field returned, then a promise callback looped: which
+            // expression queued it is unknowable, so all are stopped, loudly.
+            names.forEach((_, i) => quarantined.add(i));
+            return names.map((): FieldOutcome => ({
+              kind: 'error',
+              message: `a promise callback started by a field expression did not finish within ${options.timeoutMs} ms; all fields stopped for this job`,
+            }));
+          }
+          return names.map((): FieldOutcome => ({ kind: 'error', message: 'the expression sandbox failed; field not evaluated' }));
+        }
+        const results: unknown = typeof out === 'string' ? JSON.parse(out) : [];
+        return names.map((_, i): FieldOutcome => {
+          if (timedOut.has(i)) return { kind: 'error', message: `did not finish within ${options.timeoutMs} ms` };
+          if (quarantined.has(i)) return { kind: 'error', message: `skipped: timed out on an earlier event of this job` };
+          const entry = Array.isArray(results) ? (results[i] as unknown) : undefined;
+          if (!Array.isArray(entry)) return { kind: 'error', message: 'the expression sandbox failed; field not evaluated' };
+          if (entry[0] === 'v') return { kind: 'value', value: JSON.parse(String(entry[1])) };
+          if (entry[0] === 'u') return { kind: 'undefined' };
+          return { kind: 'error', message: String(entry[1]) };
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * The dedupe key of a trace record, sent as `Nats-Msg-Id`.
+ *
+ * API.md: one row per (message, recipient), and a row's status changes over
+ * time (pending → delivered). So the key is trace id + recipient + status:
+ * the same row fetched twice (retry, restart, overlapping windows, the `le`
+ * boundary both windows include) is stored once, while a status change is a
+ * new fact and is delivered. Both dialects are read — Graph camelCase `id`,
+ * RWS `MessageTraceId` — and everything is lowercased: status case differs
+ * between API versions, addresses and GUIDs are case-insensitive.
+ *
+ * A row without any trace id (never seen, but the API owes us nothing) gets
+ * a SHA-256 of its payload instead, so two different id-less rows never
+ * collide and silently drop one another.
+ */
+import { createHash } from 'node:crypto';
+import type { TraceEvent } from './trace-event.types.ts';
+
+function firstString(event: TraceEvent, fields: readonly string[]): string {
+  for (const field of fields) {
+    const value = event[field];
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return '';
+}
+
+/** `${traceId}|${recipient}|${status}`, lowercased. */
+export function recordKey(event: TraceEvent): string {
+  const traceId = firstString(event, ['id', 'MessageTraceId']).toLowerCase();
+  const recipient = firstString(event, ['recipientAddress', 'RecipientAddress']).toLowerCase();
+  const status = firstString(event, ['status', 'Status']).toLowerCase();
+  if (traceId === '') return `sha256:${payloadDigest(event)}`;
+  return `${traceId}|${recipient}|${status}`;
+}
+
+/** Digest of the row's own fields in key order, internal `__` fields excluded. */
+function payloadDigest(event: TraceEvent): string {
+  const keys = Object.keys(event)
+    .filter((key) => !key.startsWith('__'))
+    .sort();
+  const canonical = JSON.stringify(keys.map((key) => [key, event[key]]));
+  return createHash('sha256').update(canonical).digest('hex');
+}

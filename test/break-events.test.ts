@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TestScheduler } from 'rxjs/testing';
+import { breakEvents, breakRow, defaultMaxEventBytes } from '../streams/break-events.ts';
+import { parseEventTime } from '../streams/event-time.ts';
+import { filterWindow } from '../streams/filter-window.ts';
+import { addInternalFields, describeSource, splitInternalFields } from '../streams/internal-fields.ts';
+import { recordKey } from '../streams/record-key.ts';
+import type { TraceEvent } from '../streams/trace-event.types.ts';
+
+const scheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
+const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
+const startS = window.startMs / 1000;
+const endS = window.endMs / 1000;
+
+const graphRow = {
+  id: '4451A062-48CB-E80D-E8C0-196330437AE6',
+  senderAddress: 'sender@contoso.com',
+  recipientAddress: 'Recipient@Contoso.com',
+  receivedDateTime: '2026-11-20T10:30:00Z',
+  subject: 'Quarterly Report',
+  size: 45678,
+  status: 'delivered',
+};
+const rwsRow = {
+  MessageTraceId: '4451a062-48cb-e80d-e8c0-196330437ae6',
+  SenderAddress: 'sender@contoso.com',
+  RecipientAddress: 'recipient@contoso.com',
+  Received: '2026-11-20T10:30:00.1234567',
+  Subject: 'Quarterly Report',
+  Size: 45678,
+  Status: 'Delivered',
+};
+
+describe('event time', () => {
+  it('reads Graph and RWS forms as epoch seconds, UTC with or without Z', () => {
+    assert.equal(parseEventTime('2026-11-20T10:30:00Z'), startS + 1800);
+    assert.equal(parseEventTime('2026-11-20T10:30:00.109Z'), startS + 1800.109);
+    assert.equal(parseEventTime('2026-11-20T10:30:00.1234567'), startS + 1800.123456);
+    assert.equal(parseEventTime('2026-11-20T10:30:00.1234567Z'), startS + 1800.123456);
+    assert.equal(parseEventTime('2026-11-20T12:30:00+02:00'), startS + 1800);
+    assert.equal(parseEventTime('/Date(1763634600000)/'), 1763634600);
+  });
+
+  it('truncates sub-microsecond digits so the last instant stays inside its window', () => {
+    const t = parseEventTime('2026-11-20T10:59:59.9999999Z');
+    assert.ok(t !== null && t * 1000 < window.endMs);
+  });
+
+  it('refuses what is not a date', () => {
+    for (const bad of ['', 'yesterday', '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', 42, null]) {
+      assert.equal(parseEventTime(bad), null, String(bad));
+    }
+  });
+});
+
+describe('breakEvents', () => {
+  const options = { window, maxEventBytes: defaultMaxEventBytes };
+
+  it('turns each page into one event per row with _time, in row order', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const pages = cold('-a---b|', {
+        a: { rows: [graphRow, rwsRow], page: 1, isLast: false },
+        b: { rows: [graphRow], page: 2, isLast: true },
+      });
+      expectObservable(pages.pipe(breakEvents(options))).toBe('-(xy)b|', {
+        x: { ...graphRow, _time: startS + 1800 },
+        y: { ...rwsRow, _time: startS + 1800.123456 },
+        b: { ...graphRow, _time: startS + 1800 },
+      });
+    });
+  });
+
+  it('keeps an oversize row whole and marks it __isBroken', () => {
+    const big = { ...graphRow, subject: 'x'.repeat(200) };
+    const event = breakRow(big, { window, maxEventBytes: 100 });
+    assert.equal(event.__isBroken, true);
+    assert.equal(event.__brokenReason, 'oversize');
+    assert.equal(event['subject'], big.subject);
+    assert.equal(breakRow(graphRow, { window, maxEventBytes: 10_000 }).__isBroken, undefined);
+    assert.equal(breakRow(big, { window, maxEventBytes: 0 }).__isBroken, undefined, '0 = no limit');
+  });
+
+  it('keeps a row without a parsable time at the window start, marked __isBroken', () => {
+    const event = breakRow({ ...graphRow, receivedDateTime: 'garbage' }, options);
+    assert.equal(event._time, startS);
+    assert.equal(event.__isBroken, true);
+    assert.equal(event.__brokenReason, 'time');
+    assert.equal(breakRow({ id: 'x' }, options).__brokenReason, 'time');
+  });
+});
+
+describe('recordKey', () => {
+  it('is trace id | recipient | status, lowercased, the same for both dialects', () => {
+    const graph = recordKey(breakRow(graphRow, { window, maxEventBytes: 0 }));
+    assert.equal(graph, '4451a062-48cb-e80d-e8c0-196330437ae6|recipient@contoso.com|delivered');
+    assert.equal(recordKey(breakRow(rwsRow, { window, maxEventBytes: 0 })), graph);
+  });
+
+  it('is stable: field order, evaluated and internal fields do not change it', () => {
+    const a: TraceEvent = { _time: 1, ...graphRow };
+    const b: TraceEvent = { _time: 2, ...graphRow, status: 'DELIVERED', env: 'prod', __page: 3 };
+    assert.equal(recordKey(a), recordKey(b));
+  });
+
+  it('changes with the status (pending → delivered is a new fact) and the recipient', () => {
+    const base: TraceEvent = { _time: 1, ...graphRow };
+    assert.notEqual(recordKey(base), recordKey({ ...base, status: 'pending' }));
+    assert.notEqual(recordKey(base), recordKey({ ...base, recipientAddress: 'other@contoso.com' }));
+  });
+
+  it('falls back to a payload digest when a row has no trace id, so id-less rows never collide', () => {
+    const a: TraceEvent = { _time: 1, recipientAddress: 'a@b.c', subject: 'one' };
+    const b: TraceEvent = { _time: 1, recipientAddress: 'a@b.c', subject: 'two' };
+    assert.match(recordKey(a), /^sha256:[0-9a-f]{64}$/);
+    assert.notEqual(recordKey(a), recordKey(b));
+    assert.equal(recordKey(a), recordKey({ subject: 'one', recipientAddress: 'a@b.c', _time: 1, __page: 9 }));
+  });
+});
+
+describe('filterWindow', () => {
+  const at = (s: number): TraceEvent => ({ _time: s });
+
+  it('keeps [start, end): start inclusive, end exclusive, and counts the drops', () => {
+    const dropped: number[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('abcdef|', {
+        a: at(startS - 0.001),
+        b: at(startS),
+        c: at(startS + 1800.5),
+        d: at(endS - 0.000001),
+        e: at(endS),
+        f: at(endS + 60),
+      });
+      expectObservable(events.pipe(filterWindow(window, false, (e) => dropped.push(e._time)))).toBe('-bcd--|', {
+        b: at(startS),
+        c: at(startS + 1800.5),
+        d: at(endS - 0.000001),
+      });
+    });
+    assert.deepEqual(dropped, [startS - 0.001, endS, endS + 60]);
+  });
+
+  it('keeps everything when disableTimeFilter is set', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('ab|', { a: at(startS - 3600), b: at(endS + 3600) });
+      expectObservable(events.pipe(filterWindow(window, true))).toBe('ab|', { a: at(startS - 3600), b: at(endS + 3600) });
+    });
+  });
+});
+
+describe('internal fields', () => {
+  const ctx = {
+    inputId: 'o365',
+    jobId: 'job-1',
+    source: 'https://admin:s3cret@reports.office365.com/ecp/reportingwebservice/reporting.svc/MessageTrace?$skiptoken=5',
+    window,
+  };
+  const internal = {
+    __inputId: 'office365_msg_trace:o365',
+    __source: 'https://reports.office365.com/ecp/reportingwebservice/reporting.svc/MessageTrace',
+    __jobId: 'job-1',
+    __window: '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z',
+    __isBroken: false,
+  };
+
+  it('sets every internal field; __final only on the last event of the last page', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('ab-c|', { a: { _time: 1 }, b: { _time: 2, __isBroken: true }, c: { _time: 3 } });
+      expectObservable(events.pipe(addInternalFields(ctx, { page: 4, isLast: true }))).toBe('-a-b(c|)', {
+        a: { _time: 1, ...internal, __page: 4, __final: false },
+        b: { _time: 2, ...internal, __isBroken: true, __page: 4, __final: false },
+        c: { _time: 3, ...internal, __page: 4, __final: true },
+      });
+    });
+  });
+
+  it('marks nothing final on a page that is not the last, and emits nothing for an empty last page', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('ab|', { a: { _time: 1 }, b: { _time: 2 } });
+      expectObservable(events.pipe(addInternalFields(ctx, { page: 1, isLast: false }))).toBe('ab|', {
+        a: { _time: 1, ...internal, __page: 1, __final: false },
+        b: { _time: 2, ...internal, __page: 1, __final: false },
+      });
+      expectObservable(cold<TraceEvent>('--|').pipe(addInternalFields(ctx, { page: 2, isLast: true }))).toBe('--|');
+    });
+  });
+
+  it('strips credentials and the query from __source', () => {
+    assert.equal(describeSource('https://u:p@graph.microsoft.com/v1.0/admin?$top=5#x'), 'https://graph.microsoft.com/v1.0/admin');
+    assert.ok(!describeSource('not a url //u:pw@host/x?q').includes('pw'));
+  });
+
+  it('splits payload from internal fields', () => {
+    const { payload, internal: fields } = splitInternalFields({ _time: 1, a: 2, __page: 3, __final: true });
+    assert.deepEqual(payload, { _time: 1, a: 2 });
+    assert.deepEqual(fields, { __page: 3, __final: true });
+  });
+});

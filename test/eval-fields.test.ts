@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TestScheduler } from 'rxjs/testing';
+import { errorCodes } from '../errors/msgtrace-error.ts';
+import { type FieldError, applyFields, compileFields, evalFields } from '../streams/eval-fields.ts';
+import { FieldExpressionError } from '../streams/field-expression-error.ts';
+import type { TraceEvent } from '../streams/trace-event.types.ts';
+
+const event: TraceEvent = {
+  _time: 1763634600,
+  id: 'abc',
+  recipientAddress: 'Bob@Contoso.com',
+  subject: 'Quarterly Report',
+  size: 45678,
+  status: 'Delivered',
+};
+
+/** Applies one expression to `event`, returning the field's value and any reported errors. */
+function evaluateOne(value: string, input: TraceEvent = event, timeoutMs?: number) {
+  const compiled = compileFields([{ name: 'out', value }], { timeoutMs });
+  const errors: FieldError[] = [];
+  const result = applyFields(compiled, input, (error) => errors.push(error));
+  return { result, value: result['out'], errors };
+}
+
+describe('field expressions', () => {
+  it('evaluates constants in quotes and backticks, and expressions over the event', () => {
+    const compiled = compileFields([
+      { name: 'env', value: "'prod'" },
+      { name: 'team', value: '`sec`' },
+      { name: 'domain', value: "recipientAddress.split('@')[1].toLowerCase()" },
+      { name: 'big', value: 'size > 40000' },
+      { name: 'label', value: 'env + "/" + domain' },
+    ]);
+    const errors: FieldError[] = [];
+    const out = applyFields(compiled, event, (e) => errors.push(e));
+    assert.deepEqual(out, { ...event, env: 'prod', team: 'sec', domain: 'contoso.com', big: true, label: 'prod/contoso.com' });
+    assert.deepEqual(errors, []);
+    assert.equal(event['env'], undefined, 'the input event is not mutated');
+  });
+
+  it('is compiled once and evaluated per event with that event’s fields', () => {
+    const compiled = compileFields([{ name: 'kb', value: 'Math.round(size / 1024)' }]);
+    const sizes = [1024, 4096, 10240].map((size) => applyFields(compiled, { _time: 1, size }, () => {})['kb']);
+    assert.deepEqual(sizes, [1, 4, 10]);
+  });
+
+  it('treats a field the event lacks as undefined, not a ReferenceError', () => {
+    assert.deepEqual(evaluateOne('typeof noSuchField').value, 'undefined');
+    assert.deepEqual(evaluateOne("noSuchField ?? 'none'").value, 'none');
+    const unset = evaluateOne('noSuchField');
+    assert.ok(!('out' in unset.result), 'an undefined result leaves the field unset');
+    assert.deepEqual(unset.errors, []);
+  });
+
+  it('refuses a syntax error at compile time with FieldExpressionError naming the field, not echoing the expression', () => {
+    assert.throws(
+      () => compileFields([{ name: 'ok', value: '1' }, { name: 'broken', value: "'secret-ish' +* 2" }]),
+      (error: unknown) => {
+        assert.ok(error instanceof FieldExpressionError);
+        assert.equal(error.code, errorCodes.fieldExpression);
+        assert.equal(error.field, 'broken');
+        assert.match(error.message, /"broken"/);
+        assert.ok(!error.message.includes('secret-ish'));
+        return true;
+      },
+    );
+    assert.throws(() => compileFields([{ name: 'empty', value: '  ' }]), FieldExpressionError);
+    assert.throws(() => compileFields([{ name: 'statements', value: '1; 2' }]), FieldExpressionError);
+  });
+
+  it('reports an expression that throws, with its name, and the event still flows', () => {
+    const errors: FieldError[] = [];
+    const compiled = compileFields([
+      { name: 'boom', value: 'noSuchField.length' },
+      { name: 'after', value: "'still here'" },
+    ]);
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('ab|', { a: event, b: { ...event, id: 'def' } });
+      expectObservable(events.pipe(evalFields(compiled, (e) => errors.push(e)))).toBe('ab|', {
+        a: { ...event, after: 'still here' },
+        b: { ...event, id: 'def', after: 'still here' },
+      });
+    });
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]?.name, 'boom');
+    assert.match(errors[0]?.message ?? '', /TypeError/);
+  });
+
+  it('reports a thenable result and values JSON cannot hold', () => {
+    assert.match(evaluateOne('({ then() {} })').errors[0]?.message ?? '', /thenable/);
+    assert.equal(evaluateOne('10n').errors[0]?.name, 'out');
+    assert.equal(evaluateOne('new Date(0)').value, '1970-01-01T00:00:00.000Z');
+  });
+});
+
+describe('field expression sandbox', () => {
+  it('reaches no process, require, fetch, timers or host globals', () => {
+    const probe = evaluateOne(
+      '[typeof process, typeof require, typeof fetch, typeof setTimeout, typeof setImmediate, typeof queueMicrotask, ' +
+        'typeof globalThis.process, typeof module, typeof Buffer, typeof console, typeof WebAssembly].join()',
+    );
+    assert.equal(probe.value, Array(11).fill('undefined').join());
+  });
+
+  it('blocks the constructor.constructor escape', () => {
+    for (const escape of [
+      "this.constructor.constructor('return process')()",
+      "(() => {}).constructor('return process')()",
+      "recipientAddress.constructor.constructor('return process')()",
+      "({}).constructor.constructor('return globalThis.process')()",
+      "Object.getPrototypeOf(function* () {}).constructor('return process')()",
+    ]) {
+      const { value, errors } = evaluateOne(escape);
+      assert.equal(value, undefined, escape);
+      assert.match(errors[0]?.message ?? '', /Code generation from strings disallowed/, escape);
+    }
+    assert.match(evaluateOne("eval('1 + 1')").errors[0]?.message ?? '', /EvalError/);
+  });
+
+  it('refuses import() at compile time (on Node 20 its rejection carries a host object)', () => {
+    assert.throws(() => compileFields([{ name: 'fs', value: "import('node:fs')" }]), /"fs".*import/);
+    assert.throws(() => compileFields([{ name: 'fs2', value: 'import /* x */ ("node:fs")' }]), FieldExpressionError);
+  });
+
+  it('keeps one event’s expression from changing what the next sees (frozen intrinsics)', () => {
+    const compiled = compileFields([
+      { name: 'poison', value: "(Object.prototype.polluted = 'yes', Array.prototype.map = null, 1)" },
+      { name: 'seen', value: '[String(({}).polluted), typeof [].map].join()' },
+    ]);
+    const first = applyFields(compiled, event, () => {});
+    const second = applyFields(compiled, event, () => {});
+    assert.equal(first['seen'], 'undefined,function');
+    assert.equal(second['seen'], 'undefined,function');
+  });
+
+  it('stops an infinite loop by timeout, reports it by name, quarantines it, and still sets the other fields', () => {
+    const compiled = compileFields(
+      [
+        { name: 'before', value: "'a'" },
+        { name: 'spin', value: '(() => { while (true) {} })()' },
+        { name: 'after', value: 'before + "b"' },
+      ],
+      { timeoutMs: 25 },
+    );
+    const errors: FieldError[] = [];
+    const first = applyFields(compiled, event, (e) => errors.push(e));
+    assert.deepEqual({ before: first['before'], after: first['after'] }, { before: 'a', after: 'ab' });
+    assert.ok(!('spin' in first));
+    assert.deepEqual(errors.map((e) => e.name), ['spin']);
+    assert.match(errors[0]?.message ?? '', /did not finish within 25 ms/);
+
+    const second = applyFields(compiled, event, (e) => errors.push(e));
+    assert.equal(second['after'], 'ab');
+    assert.deepEqual(errors.map((e) => e.name), ['spin', 'spin']);
+    assert.match(errors[1]?.message ?? '', /skipped/);
+  });
+
+  it('allows no asynchronous code: async/await refused at compile time, no Promise, no finalizers', () => {
+    // A vm timeout inside a promise callback aborts Node 20 when async hooks are on
+    // (this very test runner); a finalizer would run on the host with no timeout.
+    for (const value of ['(async () => { while (true) {} })()', '(() => { const f = async () => 1; return 1 })()']) {
+      assert.throws(() => compileFields([{ name: 'later', value }]), /"later".*"async" is not available/);
+    }
+    assert.equal(
+      evaluateOne('[typeof Promise, typeof FinalizationRegistry, typeof WeakRef, typeof Atomics].join()').value,
+      'undefined,undefined,undefined,undefined',
+    );
+  });
+
+  it('costs nothing when the input has no metadata', () => {
+    const compiled = compileFields([]);
+    assert.equal(compiled.sandbox, null);
+    assert.equal(applyFields(compiled, event, () => assert.fail('no errors expected')), event);
+  });
+});
+
+function scheduler() {
+  return new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
+}

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { from, lastValueFrom, toArray } from 'rxjs';
+import { compileFields } from '../streams/eval-fields.ts';
+import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
+import { publishWith } from '../streams/publish-with.ts';
+import { recordKey } from '../streams/record-key.ts';
+import type { JobStreamContext, PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
+import { createMemoryPublisher } from './support/memory-publisher.ts';
+
+const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
+
+const ctx: JobStreamContext = {
+  inputId: 'o365',
+  jobId: 'job-7',
+  source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=1000',
+  window,
+  disableTimeFilter: false,
+  metadata: [],
+  maxEventBytes: 51_200,
+  subject: 'msgtrace.events.o365',
+};
+
+function row(n: number, minute = n % 60, status = 'delivered'): Record<string, unknown> {
+  return {
+    id: `00000000-0000-0000-0000-${String(n).padStart(12, '0')}`,
+    recipientAddress: `user${n}@contoso.com`,
+    receivedDateTime: `2026-11-20T10:${String(minute).padStart(2, '0')}:00Z`,
+    status,
+    subject: `message ${n}`,
+  };
+}
+
+function page(rows: Record<string, unknown>[], pageNo = 1, isLast = false): PageOfRows {
+  return { rows, page: pageNo, isLast };
+}
+
+/** Lets already-resolved promise chains run (no timers: one macrotask turn). */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('publishWith', () => {
+  it('never has more than maxInFlight publishes unacknowledged, and publishes every event once', async () => {
+    const publisher = createMemoryPublisher({ manualAcks: true });
+    const events: TraceEvent[] = Array.from({ length: 10 }, (_, n) => ({ _time: 1, ...row(n) }));
+    const done = lastValueFrom(from(events).pipe(publishWith(publisher, 3, 'subj'), toArray()));
+
+    await publisher.whenPending(3);
+    assert.equal(publisher.pendingIds.length, 3);
+    for (let acked = 0; acked < 10; ) {
+      const step = Math.min(2, publisher.pendingIds.length);
+      publisher.ack(step);
+      acked += step;
+      if (acked < 10) await publisher.whenPending(Math.min(3, 10 - acked));
+      assert.ok(publisher.pendingIds.length <= 3);
+    }
+    const published = await done;
+    assert.equal(publisher.maxPending, 3);
+    assert.deepEqual(published.map((p) => p.msgId).sort(), events.map(recordKey).sort());
+    assert.equal(publisher.stored.length, 10);
+    assert.ok(publisher.stored.every((m) => m.subject === 'subj'));
+  });
+
+  it('refuses a non-positive bound', () => {
+    assert.throws(() => publishWith(createMemoryPublisher(), 0, 's'), RangeError);
+  });
+});
+
+describe('deliverPageThroughPipeline', () => {
+  it('resolves only after every event of the page is acknowledged', async () => {
+    const publisher = createMemoryPublisher({ manualAcks: true });
+    const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 4 });
+    let settled = false;
+    const result = deliver(page([row(1), row(2), row(3), row(4)])).finally(() => {
+      settled = true;
+    });
+
+    await publisher.whenPending(4);
+    publisher.ack(3);
+    await turn();
+    assert.equal(settled, false, 'one ack still outstanding');
+    publisher.ack(1);
+    assert.deepEqual(await result, { published: 4, duplicates: 0, filtered: 0, broken: 0, fieldErrors: {} });
+    assert.equal(settled, true);
+  });
+
+  it('rejects when a publish fails, so the page (and its checkpoint) does not advance', async () => {
+    const publisher = createMemoryPublisher({ manualAcks: true });
+    const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 2 });
+    const result = deliver(page([row(1), row(2), row(3)]));
+    await publisher.whenPending(2);
+    publisher.ack(1);
+    publisher.fail(new Error('no responders'));
+    await assert.rejects(result, /no responders/);
+  });
+
+  it('counts published, duplicates (by Nats-Msg-Id), filtered, broken and field errors', async () => {
+    const publisher = createMemoryPublisher();
+    const compiled = compileFields([
+      { name: 'env', value: "'prod'" },
+      { name: 'bad', value: 'missing.length' },
+    ]);
+    const deliver = deliverPageThroughPipeline({ ...ctx, maxEventBytes: 400 }, compiled, publisher);
+    const rows = [
+      row(1),
+      row(2),
+      { ...row(3), subject: 'x'.repeat(500) }, // oversize → broken, still published
+      { ...row(4), receivedDateTime: '2026-11-20T11:00:00Z' }, // = end → filtered
+      { ...row(5), receivedDateTime: '2026-11-20T09:59:59Z' }, // before start → filtered
+    ];
+    const first = await deliver(page(rows));
+    assert.deepEqual(first, { published: 3, duplicates: 0, filtered: 2, broken: 1, fieldErrors: { bad: 3 } });
+
+    // The same page again (a retry, a restart): JetStream recognises every key.
+    const again = await deliver(page(rows));
+    assert.deepEqual(again, { published: 0, duplicates: 3, filtered: 2, broken: 1, fieldErrors: { bad: 3 } });
+    assert.equal(publisher.stored.length, 3);
+
+    // A status change is a new fact.
+    const changed = await deliver(page([row(1, 1, 'failed')]));
+    assert.equal(changed.published, 1);
+  });
+
+  it('publishes payload without internal fields, internal fields beside it, msgId = record key', async () => {
+    const publisher = createMemoryPublisher();
+    const deliver = deliverPageThroughPipeline(
+      { ...ctx, metadata: [{ name: 'env', value: "'prod'" }] },
+      compileFields([{ name: 'env', value: "'prod'" }]),
+      publisher,
+    );
+    await deliver(page([row(1), row(2)], 3, true));
+    const [a, b] = publisher.stored;
+    assert.ok(a && b);
+    assert.equal(a.subject, 'msgtrace.events.o365');
+    assert.equal(a.msgId, '00000000-0000-0000-0000-000000000001|user1@contoso.com|delivered');
+    assert.deepEqual(a.payload, { ...row(1), _time: window.startMs / 1000 + 60, env: 'prod' });
+    assert.deepEqual(a.internal, {
+      __inputId: 'office365_msg_trace:o365',
+      __source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
+      __jobId: 'job-7',
+      __window: '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z',
+      __page: 3,
+      __final: false,
+      __isBroken: false,
+    });
+    assert.equal(b.internal['__final'], true, 'last event of the last page');
+  });
+
+  it('keeps out-of-window events when disableTimeFilter is set, and handles an empty page', async () => {
+    const publisher = createMemoryPublisher();
+    const deliver = deliverPageThroughPipeline({ ...ctx, disableTimeFilter: true }, compileFields([]), publisher);
+    const late = { ...row(9), receivedDateTime: '2026-11-20T12:00:00Z' };
+    assert.equal((await deliver(page([late]))).published, 1);
+    assert.deepEqual(await deliver(page([], 2, true)), {
+      published: 0,
+      duplicates: 0,
+      filtered: 0,
+      broken: 0,
+      fieldErrors: {},
+    });
+  });
+});

@@ -1,0 +1,292 @@
+/**
+ * Replays a recorded collection job at the machine layer.
+ *
+ * A cassette is what a recorder captured from a real or simulated run:
+ * every HTTP exchange (credentials stripped) with the value the adapter
+ * classified it as, plus the trail of states and the summary the job ended
+ * with. The replay feeds the classified values back to the job's ports in
+ * order, records what the machine asked for, and drives a `SimulatedClock`
+ * from one pending timer to the next, so every wait happens at its exact
+ * simulated instant and nothing ever sleeps.
+ */
+import { readFileSync } from 'node:fs';
+import { createActor, fromPromise, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
+import {
+  collectJobMachine,
+  jobStateName,
+  type CollectJobEmitted,
+  type CollectJobInput,
+  type CollectJobSummary,
+  type DeliverPageInput,
+} from '../../machines/collect-job.machine.ts';
+import type { DeliveryResult, PageCursor, PageRequest, PageResult, TokenResult } from '../../machines/collect-job.types.ts';
+import { defaultRetryRules, type RetryRules } from '../../machines/retry-policy.ts';
+
+export interface CassetteExchange {
+  /** Which port of the job made the request. */
+  readonly port: 'acquireToken' | 'fetchPage';
+  readonly request: {
+    readonly method: string;
+    /** The URL as sent, credentials and tokens stripped. */
+    readonly url: string;
+    readonly page?: number;
+    readonly forceRefresh?: boolean;
+  };
+  /** What came back; `error` when no response did (timeout, reset). */
+  readonly response: {
+    readonly status?: number;
+    readonly headers?: Readonly<Record<string, string>>;
+    readonly body?: unknown;
+    readonly bodySummary?: string;
+    readonly error?: 'timeout' | 'reset';
+  };
+  /** The adapter's classification, which the replay hands to the machine. */
+  readonly classified: PageResult | TokenResult;
+  /** Simulated time the exchange took. */
+  readonly delayMs?: number;
+  /** What JetStream acknowledged for this page; default: every row published. */
+  readonly delivery?: DeliveryResult;
+}
+
+export interface Cassette {
+  readonly name: string;
+  readonly description: string;
+  /** The job input, over defaults (the retry rules over Cribl's defaults). */
+  readonly input?: {
+    readonly retryRules?: Partial<RetryRules>;
+    readonly jobTimeoutMs?: number | null;
+    readonly keepAliveMs?: number;
+    readonly resumeFrom?: { readonly cursor: PageCursor; readonly page: number };
+  };
+  readonly exchanges: ReadonlyArray<CassetteExchange>;
+  readonly expect: {
+    readonly trail: ReadonlyArray<string>;
+    readonly summary: CollectJobSummary;
+    /** How long each `retryWait` lasted, in order. */
+    readonly retryDelaysMs?: ReadonlyArray<number>;
+    readonly warnings?: ReadonlyArray<string>;
+  };
+}
+
+const cassetteDir = new URL('../fixtures/cassettes/', import.meta.url);
+
+/** Reads `test/fixtures/cassettes/<name>.json`, refusing one that lacks the cassette shape. */
+export function loadCassette(name: string): Cassette {
+  const raw: unknown = JSON.parse(readFileSync(new URL(`${name}.json`, cassetteDir), 'utf8'));
+  if (
+    typeof raw !== 'object' ||
+    raw === null ||
+    !Array.isArray((raw as { exchanges?: unknown }).exchanges) ||
+    typeof (raw as { expect?: unknown }).expect !== 'object'
+  ) {
+    throw new Error(`cassette ${name}: expected { name, description, exchanges: [...], expect: {...} }`);
+  }
+  return raw as Cassette;
+}
+
+/**
+ * A `SimulatedClock` that also knows when its next timer is due, so a replay
+ * can jump straight to it (xstate's `increment` fires every due timer at the
+ * *final* instant, which would blur consecutive waits).
+ */
+export class SteppingClock extends SimulatedClock {
+  private readonly due = new Map<number, number>();
+
+  override setTimeout(fn: (...args: unknown[]) => void, timeout: number): number {
+    const id: number = super.setTimeout(() => {
+      this.due.delete(id);
+      fn();
+    }, timeout);
+    this.due.set(id, this.now() + timeout);
+    return id;
+  }
+
+  override clearTimeout(id: number): void {
+    this.due.delete(id);
+    super.clearTimeout(id);
+  }
+
+  /** The instant the earliest pending timer fires, or undefined when none is pending. */
+  nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const at of this.due.values()) if (next === undefined || at < next) next = at;
+    return next;
+  }
+}
+
+/** What the machine asked of its ports, in order. */
+export interface ReplayCalls {
+  readonly tokens: Array<{ forceRefresh: boolean; at: number }>;
+  readonly pages: Array<PageRequest & { at: number }>;
+  readonly deliveries: Array<DeliverPageInput & { at: number }>;
+}
+
+/** A cassette turned into the job's three ports. */
+export interface CassetteReplay {
+  readonly actors: {
+    readonly acquireToken: ReturnType<typeof fromPromise<TokenResult, { forceRefresh: boolean }>>;
+    readonly fetchPage: ReturnType<typeof fromPromise<PageResult, PageRequest>>;
+    readonly deliverPage: ReturnType<typeof fromPromise<DeliveryResult, DeliverPageInput>>;
+  };
+  readonly calls: ReplayCalls;
+  /** Exchanges the machine never asked for. */
+  remaining(): number;
+}
+
+/**
+ * Ports that answer with the cassette's classified results in order. A
+ * request the cassette did not record next (another port, another page)
+ * rejects, so the job fails with a message naming the divergence.
+ */
+export function replayCassette(cassette: Cassette, clock: SimulatedClock): CassetteReplay {
+  let next = 0;
+  const calls: ReplayCalls = { tokens: [], pages: [], deliveries: [] };
+  const deliveries = new Map<number, DeliveryResult | undefined>();
+
+  const take = (port: CassetteExchange['port'], page?: number): CassetteExchange => {
+    const exchange = cassette.exchanges[next];
+    if (exchange === undefined) {
+      throw new Error(`cassette ${cassette.name}: ${port} asked past the last of ${cassette.exchanges.length} exchanges`);
+    }
+    if (exchange.port !== port || (page !== undefined && exchange.request.page !== undefined && exchange.request.page !== page)) {
+      throw new Error(
+        `cassette ${cassette.name}: exchange ${next} was ${exchange.port} page ${exchange.request.page ?? '-'}, machine asked ${port} page ${page ?? '-'}`,
+      );
+    }
+    next += 1;
+    return exchange;
+  };
+  const after = <T>(exchange: CassetteExchange, value: T): Promise<T> =>
+    exchange.delayMs === undefined || exchange.delayMs <= 0
+      ? Promise.resolve(value)
+      : new Promise((resolve) => clock.setTimeout(() => resolve(value), exchange.delayMs ?? 0));
+
+  return {
+    actors: {
+      acquireToken: fromPromise<TokenResult, { forceRefresh: boolean }>(async ({ input }) => {
+        calls.tokens.push({ forceRefresh: input.forceRefresh, at: clock.now() });
+        const exchange = take('acquireToken');
+        return after(exchange, exchange.classified as TokenResult);
+      }),
+      fetchPage: fromPromise<PageResult, PageRequest>(async ({ input }) => {
+        calls.pages.push({ ...input, at: clock.now() });
+        const exchange = take('fetchPage', input.page);
+        const result = exchange.classified as PageResult;
+        if (result.status === 'page') deliveries.set(input.page, exchange.delivery);
+        return after(exchange, result);
+      }),
+      deliverPage: fromPromise<DeliveryResult, DeliverPageInput>(async ({ input }) => {
+        calls.deliveries.push({ ...input, at: clock.now() });
+        return (
+          deliveries.get(input.page) ?? {
+            published: input.rows.length,
+            duplicates: 0,
+            filtered: 0,
+            broken: 0,
+            fieldErrors: {},
+          }
+        );
+      }),
+    },
+    calls,
+    remaining: () => cassette.exchanges.length - next,
+  };
+}
+
+/** Lets resolved promises and the actor's reactions to them run; no time passes. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i += 1) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** The job input a cassette describes, over test defaults. */
+export function cassetteInput(cassette: Cassette): CollectJobInput {
+  return {
+    jobId: `job-${cassette.name}`,
+    inputId: 'o365-trace',
+    window: { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) },
+    retryRules: { ...defaultRetryRules, ...cassette.input?.retryRules },
+    jobTimeoutMs: cassette.input?.jobTimeoutMs ?? null,
+    keepAliveMs: cassette.input?.keepAliveMs ?? 30_000,
+    ...(cassette.input?.resumeFrom === undefined ? {} : { resumeFrom: cassette.input.resumeFrom }),
+  };
+}
+
+/** A trail entry: a state name and the simulated instant it was entered. */
+export interface TrailStep {
+  readonly state: string;
+  readonly at: number;
+}
+
+/** Records the job's state names (consecutive repeats collapsed) through `inspect`. */
+export function trailRecorder(): {
+  readonly steps: TrailStep[];
+  inspect(clock: SimulatedClock, root: () => AnyActorRef | undefined): (event: InspectionEvent) => void;
+} {
+  const steps: TrailStep[] = [];
+  return {
+    steps,
+    inspect: (clock, root) => (event) => {
+      if (event.type !== '@xstate.snapshot' || event.actorRef !== root()) return;
+      const state = jobStateName((event.snapshot as unknown as { value: Parameters<typeof jobStateName>[0] }).value);
+      if (steps.at(-1)?.state !== state) steps.push({ state, at: clock.now() });
+    },
+  };
+}
+
+export interface ReplayRun {
+  readonly trail: string[];
+  readonly steps: TrailStep[];
+  readonly summary: CollectJobSummary | undefined;
+  readonly retryDelaysMs: number[];
+  readonly emitted: CollectJobEmitted[];
+  readonly calls: ReplayCalls;
+  readonly remaining: number;
+  readonly finishedAt: number;
+}
+
+/**
+ * Runs a cassette to a final state: start the job, then repeatedly let the
+ * ports answer and jump the clock to the next due timer.
+ */
+export async function runCassette(cassette: Cassette, maxSteps = 10_000): Promise<ReplayRun> {
+  const clock = new SteppingClock();
+  const replay = replayCassette(cassette, clock);
+  const recorder = trailRecorder();
+  let actor: AnyActorRef | undefined;
+  const job = createActor(collectJobMachine.provide({ actors: replay.actors }), {
+    clock,
+    input: cassetteInput(cassette),
+    inspect: recorder.inspect(clock, () => actor),
+  });
+  actor = job;
+  const emitted: CollectJobEmitted[] = [];
+  job.on('*', (event) => emitted.push(event));
+  job.start();
+  job.send({ type: 'job.start' });
+
+  for (let step = 0; step < maxSteps; step += 1) {
+    await settle();
+    if (job.getSnapshot().status !== 'active') break;
+    const due = clock.nextDue();
+    if (due === undefined) throw new Error(`cassette ${cassette.name}: job is stuck in ${jobStateName(job.getSnapshot().value)} with no timer pending`);
+    clock.set(due);
+  }
+  const snapshot = job.getSnapshot();
+  if (snapshot.status === 'active') job.stop();
+
+  const steps = recorder.steps;
+  const retryDelaysMs = steps.flatMap((s, i) => {
+    const following = steps[i + 1];
+    return s.state === 'retryWait' && following !== undefined ? [following.at - s.at] : [];
+  });
+  return {
+    trail: steps.map((s) => s.state),
+    steps,
+    summary: snapshot.status === 'done' ? snapshot.output : undefined,
+    retryDelaysMs,
+    emitted,
+    calls: replay.calls,
+    remaining: replay.remaining(),
+    finishedAt: clock.now(),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The in-memory double of the stream's `EventPublisher`: dedupes by msgId as
+ * JetStream does, keeps what was stored, and lets a test hold acks back and
+ * release them one by one, so in-flight bounds and "resolves only after every
+ * ack" are observable without timers.
+ */
+import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
+import { splitInternalFields } from '../../streams/internal-fields.ts';
+import type { TraceEvent } from '../../streams/trace-event.types.ts';
+
+export interface StoredMessage {
+  readonly subject: string;
+  readonly msgId: string;
+  readonly payload: Record<string, unknown>;
+  readonly internal: Record<string, unknown>;
+}
+
+interface PendingPublish {
+  readonly subject: string;
+  readonly msgId: string;
+  readonly event: TraceEvent;
+  readonly resolve: (ack: PublishAck) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export interface MemoryPublisher extends EventPublisher {
+  /** Messages stored, in ack order, duplicates excluded. */
+  readonly stored: ReadonlyArray<StoredMessage>;
+  /** msgIds of the publishes awaiting an ack, oldest first. */
+  readonly pendingIds: readonly string[];
+  /** The most publishes ever awaiting an ack at once. */
+  readonly maxPending: number;
+  /** Resolves once at least `count` publishes await an ack. */
+  whenPending(count: number): Promise<void>;
+  /** Acks the oldest `count` pending publishes (stores them). */
+  ack(count?: number): void;
+  /** Fails the oldest pending publish with `error`. */
+  fail(error: Error): void;
+}
+
+export function createMemoryPublisher(options: { manualAcks?: boolean } = {}): MemoryPublisher {
+  const stored: StoredMessage[] = [];
+  const seen = new Set<string>();
+  const pending: PendingPublish[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  let maxPending = 0;
+
+  const settle = (entry: PendingPublish) => {
+    const duplicate = seen.has(entry.msgId);
+    if (!duplicate) {
+      seen.add(entry.msgId);
+      const { payload, internal } = splitInternalFields(entry.event);
+      stored.push({ subject: entry.subject, msgId: entry.msgId, payload, internal });
+    }
+    entry.resolve({ duplicate });
+  };
+
+  const wakeWaiters = () => {
+    for (const waiter of [...waiters]) {
+      if (pending.length >= waiter.count) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  };
+
+  return {
+    stored,
+    get pendingIds() {
+      return pending.map((entry) => entry.msgId);
+    },
+    get maxPending() {
+      return maxPending;
+    },
+    publish(subject, event, msgId) {
+      return new Promise<PublishAck>((resolve, reject) => {
+        const entry = { subject, msgId, event, resolve, reject };
+        if (!options.manualAcks) {
+          settle(entry);
+          return;
+        }
+        pending.push(entry);
+        maxPending = Math.max(maxPending, pending.length);
+        wakeWaiters();
+      });
+    },
+    whenPending(count) {
+      return new Promise<void>((resolve) => {
+        waiters.push({ count, resolve });
+        wakeWaiters();
+      });
+    },
+    ack(count = 1) {
+      for (let i = 0; i < count; i++) {
+        const entry = pending.shift();
+        if (entry === undefined) throw new Error(`ack(${count}): only ${i} publishes were pending`);
+        settle(entry);
+      }
+    },
+    fail(error) {
+      const entry = pending.shift();
+      if (entry === undefined) throw new Error('fail(): no publish is pending');
+      entry.reject(error);
+    },
+  };
+}

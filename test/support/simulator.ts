@@ -1,0 +1,67 @@
+import { Agent, request } from 'undici';
+import { startSimulator, type RunningSimulator, type StartSimulatorOptions } from '../../simulator/start-simulator.ts';
+
+export interface TestSimulator extends RunningSimulator {
+  /** An undici dispatcher that trusts the simulator's fresh CA (and nothing else). */
+  readonly dispatcher: Agent;
+}
+
+/**
+ * Starts the Office 365 simulator in-process on a free loopback port with a
+ * freshly generated CA and server certificate in a temporary directory.
+ * `close()` closes the dispatcher and the server and removes the directory.
+ * Defaults: seed 42, 600 rows/hour.
+ */
+export async function startTestSimulator(opts: Partial<StartSimulatorOptions> = {}): Promise<TestSimulator> {
+  const simulator = await startSimulator({ seed: 42, recordsPerHour: 600, ...opts, port: opts.port ?? 0 });
+  const dispatcher = new Agent({ connect: { ca: simulator.caPem } });
+  return {
+    ...simulator,
+    dispatcher,
+    async close() {
+      await dispatcher.close();
+      await simulator.close();
+    },
+  };
+}
+
+/** Resources whose `.default` scope grants a token for each API. */
+export const apiResources = { graph: 'https://graph.microsoft.com', rws: 'https://outlook.office365.com' } as const;
+
+/**
+ * Gets an access token the way a client-secret client does (v2 endpoint,
+ * `scope={resource}/.default`), with plain undici so the simulator's token
+ * endpoint is exercised without MSAL in between.
+ */
+export async function fetchTestToken(simulator: TestSimulator, audience: keyof typeof apiResources): Promise<string> {
+  const { app, url, dispatcher } = simulator;
+  const response = await request(`${url}/${app.tenantId}/oauth2/v2.0/token`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      scope: `${apiResources[audience]}/.default`,
+    }).toString(),
+  });
+  const body = (await response.body.json()) as { access_token?: string };
+  if (response.statusCode !== 200 || typeof body.access_token !== 'string') {
+    throw new Error(`token endpoint answered ${response.statusCode} for ${audience}`);
+  }
+  return body.access_token;
+}
+
+/** `GET /_sim/truth` keys for [start, end) as of asOf (default now). */
+export async function fetchTruthKeys(
+  simulator: TestSimulator,
+  window: { start: Date; end: Date; asOf?: Date; view?: 'canonical' | 'graph-v1' },
+): Promise<string[]> {
+  const query = new URLSearchParams({ start: window.start.toISOString(), end: window.end.toISOString() });
+  if (window.asOf) query.set('asOf', window.asOf.toISOString());
+  if (window.view) query.set('view', window.view);
+  const response = await request(`${simulator.url}/_sim/truth?${query}`, { dispatcher: simulator.dispatcher });
+  const body = (await response.body.json()) as { keys: string[] };
+  return body.keys;
+}
