@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { simulateCommand } from './simulate-command.ts';
 import { runCommand } from './run-command.ts';
+import { collectCommand } from './collect-command.ts';
 import { validateCommand } from './validate-command.ts';
 
 const program = new Command('msgtrace')
@@ -10,6 +11,7 @@ const program = new Command('msgtrace')
   )
   .showHelpAfterError()
   .addCommand(runCommand())
+  .addCommand(collectCommand())
   .addCommand(validateCommand())
   .addCommand(simulateCommand());
 

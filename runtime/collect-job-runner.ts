@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createActor, fromPromise, toPromise } from 'xstate';
+import { createActor, fromPromise, toPromise, type ActorOptions } from 'xstate';
 import type { Dispatcher } from 'undici';
 import { createPageSource } from '../adapters/o365/page-source.ts';
 import { createTokenSource } from '../adapters/o365/token-source.ts';
@@ -39,6 +39,8 @@ export interface CollectJobRun {
   /** Each state the job enters (`authenticating`, `paging.fetching`, `retryWait`, …). */
   readonly onState?: (state: string) => void;
   readonly signal?: AbortSignal;
+  /** The actor system's clock (xstate `SimulatedClock` in replay tests); real time when absent. */
+  readonly clock?: ActorOptions<typeof collectJobMachine>['clock'];
 }
 
 /**
@@ -110,6 +112,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     },
   });
   const actor = createActor(machine, {
+    ...(run.clock ? { clock: run.clock } : {}),
     input: {
       jobId: run.jobId,
       inputId: input.id,

@@ -118,8 +118,8 @@ describe('config defaults', () => {
     assert.ok(parsed);
     for (const [key, value] of Object.entries(exported)) {
       // Objects may gain msgtrace's own defaulted keys (retryRules.maxRetryAfter); Cribl's keys stay as written.
-      const kept = value !== null && typeof value === 'object' && !Array.isArray(value)
-        ? Object.fromEntries(Object.keys(value).map((k) => [k, (parsed[key] as Record<string, unknown>)[k]]))
+      const kept: unknown = value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? Object.fromEntries(Object.keys(value).map((k): [string, unknown] => [k, (parsed[key] as Record<string, unknown>)[k]]))
         : parsed[key];
       assert.deepEqual(kept, value, `field ${key}`);
     }

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createDispatcher } from '../adapters/http/dispatcher.ts';
+import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
+import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
+import { connectNats } from '../adapters/nats/nats-connection.ts';
+import { loadConfig } from '../config/load-config.ts';
+import { evaluateTimeExpression } from '../config/time-expr.ts';
+import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
+import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { createCollectProgress } from './collect-progress.ts';
+
+/** Exit codes: 0 done, 1 failed, 2 timedOut, 130 cancelled (SIGINT/SIGTERM). */
+const exitCodes = { done: 0, failed: 1, timedOut: 2, cancelled: 130 } as const;
+
+export function adhocJobId(inputId: string, nowMs: number): string {
+  return `adhoc-${inputId}-${nowMs.toString(36)}-${randomUUID().slice(0, 8)}`;
+}
+
+export function collectCommand(): Command {
+  return new Command('collect')
+    .description('Run one ad hoc collection job for one input and window, then exit (0 done, 1 failed, 2 timed out).')
+    .requiredOption('--config <file>', 'config file (YAML or JSON)')
+    .requiredOption('--input <id>', 'the input to collect')
+    .option('--start <expr>', "window start (relative time like -3h@h, epoch seconds or ISO 8601); default: the input's startDate")
+    .option('--end <expr>', "window end (exclusive); default: the input's endDate")
+    .addOption(new Option('--ca-file <file>', 'extra CA certificate (PEM) to trust for the Office 365 endpoints').env('MSGTRACE_CA_FILE'))
+    .action(async (options: { config: string; input: string; start?: string; end?: string; caFile?: string }) => {
+      const now = Date.now();
+      const config = await loadConfig(options.config, { now });
+      const input = config.inputs.find((candidate) => candidate.id === options.input);
+      if (!input) {
+        const known = config.inputs.map((candidate) => candidate.id).join(', ') || 'none';
+        throw new MsgtraceError(errorCodes.configInvalid, `no input "${options.input}" in ${options.config} (inputs: ${known})`);
+      }
+      const window = {
+        startMs: evaluateTimeExpression(options.start ?? input.startDate, now),
+        endMs: evaluateTimeExpression(options.end ?? input.endDate, now),
+      };
+      if (window.startMs >= window.endMs) {
+        throw new MsgtraceError(errorCodes.configInvalid, `the window is empty: start ${new Date(window.startMs).toISOString()} is not before end ${new Date(window.endMs).toISOString()}`);
+      }
+
+      const nc = await connectNats(config.nats);
+      const dispatcher = createDispatcher({ caPem: options.caFile ? await readFile(options.caFile, 'utf8') : undefined });
+      const abort = new AbortController();
+      const onSignal = (signal: NodeJS.Signals) => abort.abort(signal);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await ensureEventsStream(await jetstreamManager(nc), config.nats.eventsStream);
+        const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
+        const summary = await runCollectJob(
+          { input, secrets: config.secrets, dispatcher, publisher: createJetStreamPublisher(jetstream(nc)) },
+          {
+            jobId: adhocJobId(input.id, now),
+            window,
+            signal: abort.signal,
+            onState: (state) => progress.state(state),
+            onEmitted: (event) => {
+              if (event.type === 'job.page') progress.page(event.pages, event.events);
+              if (event.type === 'job.warning') progress.warning(event.message);
+            },
+          },
+        );
+        process.stdout.write(progress.finish(summary) + '\n');
+        process.exitCode = exitCodes[summary.state];
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await nc.drain();
+        await dispatcher.close();
+      }
+    });
+}

@@ -1,0 +1,86 @@
+/**
+ * The records scheduled collection keeps, and the ports of the scheduler
+ * statechart. Checkpoints and job records live in NATS KV (adapters/nats/);
+ * the chart only sees these shapes.
+ */
+import type { JobWindow, PageCursor } from './collect-job.types.ts';
+
+/**
+ * Per-input progress, KV `msgtrace-state`, key = input id, written with
+ * compare-and-set (the `revision` the writer last read).
+ *
+ * No gaps: the next window starts at `completedUntilMs`. Exactly-once to
+ * consumers: while a window is in progress, `inProgress` holds the link of the
+ * first page not yet fully acknowledged by JetStream, so a restart resumes
+ * there; anything re-read is removed by Nats-Msg-Id dedupe.
+ */
+export interface Checkpoint {
+  readonly inputId: string;
+  /** End (exclusive, epoch ms) of the last completed window; null before the first. */
+  readonly completedUntilMs: number | null;
+  readonly inProgress: {
+    readonly jobId: string;
+    readonly window: JobWindow;
+    /** The next page to fetch: every page before it is acknowledged. */
+    readonly cursor: PageCursor;
+    readonly page: number;
+  } | null;
+  readonly updatedAtMs: number;
+}
+
+export type JobKind = 'scheduled' | 'adhoc';
+
+/** The job states as the inspectors show them (flattened statechart state). */
+export type JobState =
+  | 'scheduled'
+  | 'authenticating'
+  | 'paging'
+  | 'retryWait'
+  | 'done'
+  | 'timedOut'
+  | 'failed'
+  | 'cancelled';
+
+export interface JobCounts {
+  readonly pages: number;
+  readonly events: number;
+  readonly duplicates: number;
+  readonly retries: number;
+}
+
+/** A job log line kept in the record (warn and above). */
+export interface JobLogLine {
+  readonly level: 'warn' | 'error';
+  readonly timeMs: number;
+  readonly message: string;
+}
+
+/** KV `msgtrace-jobs`, key = job id; kept for the input's `ttl`. */
+export interface JobRecord {
+  readonly id: string;
+  readonly inputId: string;
+  readonly kind: JobKind;
+  readonly window: JobWindow;
+  /** The run time the window was computed from (scheduled jobs), epoch ms. */
+  readonly scheduledForMs: number | null;
+  readonly state: JobState;
+  readonly startedAtMs: number;
+  readonly endedAtMs: number | null;
+  readonly page: number;
+  readonly counts: JobCounts;
+  readonly lastError: string | null;
+  readonly log: ReadonlyArray<JobLogLine>;
+}
+
+/** Published on `msgtrace.jobs.<inputId>.<jobId>` at every state change (JSON). */
+export interface JobStateEvent {
+  readonly jobId: string;
+  readonly inputId: string;
+  readonly kind: JobKind;
+  readonly state: JobState;
+  readonly timeMs: number;
+  readonly window: JobWindow;
+  readonly page: number;
+  readonly counts: JobCounts;
+  readonly error: string | null;
+}
