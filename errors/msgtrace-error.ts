@@ -17,6 +17,7 @@ export const errorCodes = {
   fieldExpression: 'MSGTRACE_FIELD_EXPRESSION',
   job: 'MSGTRACE_JOB',
   simulator: 'MSGTRACE_SIMULATOR',
+  checkpointConflict: 'MSGTRACE_CHECKPOINT_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

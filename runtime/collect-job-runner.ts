@@ -41,6 +41,8 @@ export interface CollectJobRun {
   readonly signal?: AbortSignal;
   /** The actor system's clock (xstate `SimulatedClock` in replay tests); real time when absent. */
   readonly clock?: ActorOptions<typeof collectJobMachine>['clock'];
+  /** xstate's inspection hook (recorders capture the classified port results the chart saw). */
+  readonly inspect?: ActorOptions<typeof collectJobMachine>['inspect'];
 }
 
 /**
@@ -113,6 +115,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
   });
   const actor = createActor(machine, {
     ...(run.clock ? { clock: run.clock } : {}),
+    ...(run.inspect ? { inspect: run.inspect } : {}),
     input: {
       jobId: run.jobId,
       inputId: input.id,

@@ -48,6 +48,32 @@ export interface CassetteExchange {
   readonly delivery?: DeliveryResult;
 }
 
+/**
+ * One HTTP exchange exactly as the adapters made it (token endpoint, OpenID
+ * discovery, Graph pages), credentials stripped: no Authorization value, no
+ * client secret or assertion, access tokens replaced by `<redacted-token-N>`.
+ * The simulator's origin is replaced by {@link recordedOrigin}.
+ */
+export interface HttpExchange {
+  readonly method: string;
+  readonly url: string;
+  readonly requestHeaders: Readonly<Record<string, string>>;
+  /** Form bodies (token requests) with `client_secret` / `client_assertion` redacted. */
+  readonly requestBody?: string;
+  /** Absent when no response came (`error`). */
+  readonly status?: number;
+  readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Parsed JSON when the body was JSON, else the text. */
+  readonly body?: unknown;
+  /** The transport error the client saw instead of a response (e.g. its request timeout). */
+  readonly error?: { readonly name: string; readonly code?: string; readonly message: string };
+  /** Simulated time the exchange took (the request timeout for a timed-out one; 0 otherwise). */
+  readonly delayMs?: number;
+}
+
+/** The origin recorded cassettes use instead of the simulator's random loopback port. */
+export const recordedOrigin = 'https://o365.simulator.test';
+
 export interface Cassette {
   readonly name: string;
   readonly description: string;
@@ -57,7 +83,16 @@ export interface Cassette {
     readonly jobTimeoutMs?: number | null;
     readonly keepAliveMs?: number;
     readonly resumeFrom?: { readonly cursor: PageCursor; readonly page: number };
+    /** The recorded job's window; absent in hand-written cassettes (a fixed test window). */
+    readonly window?: { readonly startMs: number; readonly endMs: number };
   };
+  /** Recorded cassettes: the msgtrace input the job ran with (secrets removed) and how it was recorded. */
+  readonly recording?: {
+    readonly input: Readonly<Record<string, unknown>>;
+    readonly simulator: Readonly<Record<string, unknown>>;
+  };
+  /** Recorded cassettes: every HTTP exchange, for replay at the HTTP layer. */
+  readonly http?: ReadonlyArray<HttpExchange>;
   readonly exchanges: ReadonlyArray<CassetteExchange>;
   readonly expect: {
     readonly trail: ReadonlyArray<string>;
@@ -203,7 +238,7 @@ export function cassetteInput(cassette: Cassette): CollectJobInput {
   return {
     jobId: `job-${cassette.name}`,
     inputId: 'o365-trace',
-    window: { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) },
+    window: cassette.input?.window ?? { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) },
     retryRules: { ...defaultRetryRules, ...cassette.input?.retryRules },
     jobTimeoutMs: cassette.input?.jobTimeoutMs ?? null,
     keepAliveMs: cassette.input?.keepAliveMs ?? 30_000,
