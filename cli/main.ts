@@ -3,7 +3,9 @@ import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { simulateCommand } from './simulate-command.ts';
 import { runCommand } from './run-command.ts';
 import { collectCommand } from './collect-command.ts';
+import { diagramCommand } from './diagram-command.ts';
 import { validateCommand } from './validate-command.ts';
+import { jobsCommand } from './jobs-command.ts';
 
 const program = new Command('msgtrace')
   .description(
@@ -13,7 +15,9 @@ const program = new Command('msgtrace')
   .addCommand(runCommand())
   .addCommand(collectCommand())
   .addCommand(validateCommand())
-  .addCommand(simulateCommand());
+  .addCommand(jobsCommand())
+  .addCommand(simulateCommand())
+  .addCommand(diagramCommand());
 
 try {
   await program.parseAsync(process.argv);

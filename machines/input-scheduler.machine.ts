@@ -86,6 +86,12 @@ export interface InputSchedulerContext {
   readonly pendingRunAtMs: number | null;
   /** The run in progress (or last run). */
   readonly run: ScheduledRun | null;
+  /**
+   * Start of the first window planned while no checkpoint existed. Until a
+   * job writes one, later windows start here, so a first job that fails
+   * before its first page leaves no gap behind it.
+   */
+  readonly firstWindowStartMs: number | null;
   /** First load: a fresh input waits for its first tick. */
   readonly starting: boolean;
   readonly stopRequested: boolean;
@@ -147,12 +153,22 @@ function completedItsWindow(run: ScheduledRun | null, output: RunJobOutput): boo
   );
 }
 
+function isEmpty(checkpoint: Checkpoint | null): boolean {
+  return checkpoint === null || (checkpoint.completedUntilMs === null && checkpoint.inProgress === null);
+}
+
+/** The stored checkpoint, or — before any job wrote one — where this process's first window began. */
+function effectiveCheckpoint(context: InputSchedulerContext): Checkpoint | null {
+  if (!isEmpty(context.checkpoint) || context.firstWindowStartMs === null) return context.checkpoint;
+  return { inputId: context.inputId, completedUntilMs: context.firstWindowStartMs, inProgress: null, updatedAtMs: 0 };
+}
+
 function planFor(context: InputSchedulerContext): ScheduledRun | null {
   if (context.dueAtMs === null) return null;
   const planned = windowForRun({
     input: context.input,
     scheduledForMs: context.dueAtMs,
-    checkpoint: context.checkpoint,
+    checkpoint: effectiveCheckpoint(context),
     maxWindowMs: context.maxWindowMs,
   });
   return planned === null ? null : { ...planned, scheduledForMs: context.dueAtMs };
@@ -179,10 +195,9 @@ export const inputSchedulerMachine = setup({
   actions: {
     /** First load of a fresh input: no run is owed, wait for the first tick. */
     storeCheckpoint: assign(({ context }, params: { checkpoint: Checkpoint | null }) => {
-      const fresh = params.checkpoint === null || (params.checkpoint.completedUntilMs === null && params.checkpoint.inProgress === null);
       return {
         checkpoint: params.checkpoint,
-        dueAtMs: context.starting && fresh ? null : context.dueAtMs,
+        dueAtMs: context.starting && isEmpty(params.checkpoint) ? null : context.dueAtMs,
         starting: false,
       };
     }),
@@ -191,7 +206,12 @@ export const inputSchedulerMachine = setup({
       inputId: context.inputId,
       message: `could not read the checkpoint of input ${context.inputId}; the next run tries again: ${messageOf(params.error)}`,
     })),
-    planRun: assign(({ context }) => ({ run: planFor(context) })),
+    planRun: assign(({ context }) => {
+      const run = planFor(context);
+      const firstWindowStartMs =
+        context.firstWindowStartMs === null && isEmpty(context.checkpoint) && run !== null ? run.window.startMs : context.firstWindowStartMs;
+      return { run, firstWindowStartMs };
+    }),
     /** From now on no run is due until the next tick. */
     clearDue: assign({ dueAtMs: null }),
     takeTick: assign(({ context }) => ({ dueAtMs: context.nextRunAtMs })),
@@ -272,6 +292,7 @@ export const inputSchedulerMachine = setup({
       dueAtMs: lastRunAtOrBefore(input.input.interval, nowMs),
       pendingRunAtMs: null,
       run: null,
+      firstWindowStartMs: null,
       starting: true,
       stopRequested: false,
     };

@@ -153,9 +153,11 @@ export function redactTape(tape: readonly TapedExchange[], requestTimeoutMs: num
         }
       }
     }
+    const url = new URL(entry.url);
+    if (url.searchParams.has('client-request-id')) url.searchParams.set('client-request-id', '<request-id>');
     return {
       method: entry.method,
-      url: entry.url,
+      url: url.searchParams.has('client-request-id') ? url.toString() : entry.url,
       requestHeaders,
       ...(requestBody !== undefined ? { requestBody } : {}),
       ...(entry.status !== undefined ? { status: entry.status } : {}),
@@ -175,10 +177,13 @@ export function redactTape(tape: readonly TapedExchange[], requestTimeoutMs: num
 export function findSecrets(text: string, secrets: ReadonlyArray<string>): string[] {
   const found: string[] = [];
   for (const secret of secrets) if (secret.length >= 4 && text.includes(secret)) found.push(`a configured secret (${secret.length} chars)`);
-  if (/eyJ[A-Za-z0-9_-]{8,}/.test(text)) found.push('a JWT (eyJ…)');
+  // A JWT is header.payload.signature, both JSON parts base64url ("eyJ" = '{"'); a lone
+  // base64url JSON (Graph's opaque $skiptoken) is not a credential.
+  if (/eyJ[\w-]+\.eyJ[\w-]+\./.test(text)) found.push('a JWT (eyJ….eyJ….…)');
   if (/access_token"\s*:\s*"(?!<redacted-token-\d+>")/.test(text)) found.push('an access_token value');
   if (/Basic /.test(text)) found.push('a Basic credential');
-  if (/Bearer (?!<redacted-token-\d+>)/.test(text)) found.push('a Bearer token');
+  // A challenge (`www-authenticate: Bearer realm=""`) is not a credential; a token68 after Bearer is.
+  if (/Bearer (?!<redacted-token-\d+>)[A-Za-z0-9._~+/-]{16,}/.test(text)) found.push('a Bearer token');
   if (/client_(secret|assertion)=(?!%3Credacted%3E)/.test(text)) found.push('a client secret or assertion in a form body');
   return found;
 }
@@ -206,8 +211,10 @@ export function recordingWindow(nowMs: number, minutes: number): { startMs: numb
 
 interface PortCall {
   readonly port: 'acquireToken' | 'fetchPage';
-  readonly input: unknown;
+  /** The invoked child; its snapshot holds the input once it has started. */
+  readonly ref: AnyActorRef;
   readonly tapeStart: number;
+  input?: unknown;
   classified?: PageResult | TokenResult;
   tapeEnd?: number;
   delivery?: DeliveryResult;
@@ -243,7 +250,7 @@ function machineResponse(exchange: HttpExchange | undefined, classified: PageRes
 export async function recordScenario(scenario: RecordingScenario, nowMs = Date.now()): Promise<Cassette> {
   const simulator = await startTestSimulator({ faults: scenario.faults ?? [], quota: { enabled: false } });
   try {
-    const window = recordingWindow(nowMs, 2);
+    const window = recordingWindow(nowMs, 1);
     const input: InputConfig = InputSchema.parse({
       id: 'o365-trace',
       type: 'office365_msg_trace',
@@ -264,17 +271,21 @@ export async function recordScenario(scenario: RecordingScenario, nowMs = Date.n
     const steps: Array<{ state: string; at: number }> = [];
     const warnings: string[] = [];
     const calls: PortCall[] = [];
-    let root: AnyActorRef | undefined;
+    let root: InspectionEvent['actorRef'] | undefined;
     let state = 'scheduled';
+    const lastCall = (match: (call: PortCall) => boolean): PortCall | undefined => [...calls].reverse().find(match);
 
     const inspect = (event: InspectionEvent) => {
       if (root === undefined && event.type === '@xstate.actor' && event.actorRef.sessionId === event.rootId) root = event.actorRef;
       if (event.type === '@xstate.actor' && event.actorRef !== root) {
-        const id = event.actorRef.id;
-        if (id === 'acquireToken' || id === 'fetchPage') {
-          const snapshot = event.actorRef.getSnapshot() as { input?: unknown };
-          calls.push({ port: id, input: snapshot.input, tapeStart: tape.length });
+        const child = event.actorRef as AnyActorRef;
+        if (child.id === 'acquireToken' || child.id === 'fetchPage') {
+          calls.push({ port: child.id, ref: child, tapeStart: tape.length });
         }
+      }
+      if (event.type === '@xstate.snapshot' && event.actorRef !== root) {
+        const call = lastCall((c) => c.ref === event.actorRef);
+        if (call !== undefined && call.input === undefined) call.input = (event.snapshot as { input?: unknown }).input;
       }
       if (event.type === '@xstate.event' && event.actorRef === root) {
         const type = event.event.type;
@@ -286,7 +297,7 @@ export async function recordScenario(scenario: RecordingScenario, nowMs = Date.n
             call.tapeEnd = tape.length;
           }
         } else if (type === 'xstate.done.actor.deliverPage') {
-          const call = calls.findLast((c) => c.port === 'fetchPage');
+          const call = lastCall((c) => c.port === 'fetchPage');
           if (call !== undefined) call.delivery = output as DeliveryResult;
         }
       }
@@ -328,10 +339,11 @@ export async function recordScenario(scenario: RecordingScenario, nowMs = Date.n
       const own = http.slice(call.tapeStart, call.tapeEnd ?? http.length);
       const main = own.at(-1);
       const delayMs = own.reduce((sum, e) => sum + (e.delayMs ?? 0), 0);
+      const callInput = call.input;
       const request =
         call.port === 'fetchPage'
-          ? { method: main?.method ?? 'GET', url: main?.url ?? '', page: (call.input as PageRequest).page }
-          : { method: main?.method ?? 'POST', url: main?.url ?? '', forceRefresh: (call.input as { forceRefresh: boolean }).forceRefresh };
+          ? { method: main?.method ?? 'GET', url: main?.url ?? '', page: (callInput as PageRequest).page }
+          : { method: main?.method ?? 'POST', url: main?.url ?? '', forceRefresh: (callInput as { forceRefresh: boolean }).forceRefresh };
       return {
         port: call.port,
         request,
