@@ -4,6 +4,7 @@ import { simulateCommand } from './simulate-command.ts';
 import { runCommand } from './run-command.ts';
 import { collectCommand } from './collect-command.ts';
 import { diagramCommand } from './diagram-command.ts';
+import { eventsCommand } from './events-command.ts';
 import { validateCommand } from './validate-command.ts';
 import { jobsCommand } from './jobs-command.ts';
 
@@ -17,7 +18,8 @@ const program = new Command('msgtrace')
   .addCommand(validateCommand())
   .addCommand(jobsCommand())
   .addCommand(simulateCommand())
-  .addCommand(diagramCommand());
+  .addCommand(diagramCommand())
+  .addCommand(eventsCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,5 +1,25 @@
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { startEmbeddedEnvironment } from '../runtime/embedded-defaults.ts';
+import { createDispatcher } from '../adapters/http/dispatcher.ts';
+import { connectNats } from '../adapters/nats/nats-connection.ts';
+import { currentEnvironment } from '../config/enabled-inputs.ts';
+import { loadConfig, validateConfig, ConfigInvalidError } from '../config/load-config.ts';
+import type { MsgtraceConfig } from '../config/schema.ts';
+import { demoConfig } from '../runtime/demo-config.ts';
+import { startEmbeddedEnvironment, type EmbeddedEnvironment } from '../runtime/embedded-defaults.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+
+interface RunOptions {
+  config?: string;
+  caFile?: string;
+  workDir: string;
+  natsPort: number;
+  simulatorPort: number;
+  seed: number;
+  recordsPerHour: number;
+}
 
 function waitForShutdownSignal(): Promise<NodeJS.Signals> {
   return new Promise((done) => {
@@ -13,28 +33,72 @@ function waitForShutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+function gitBranch(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
 export function runCommand(): Command {
   return new Command('run')
-    .description('Run msgtrace until SIGINT/SIGTERM. Without --config: embedded defaults (local nats-server from nats.conf, the simulator as the tenant).')
-    .addOption(new Option('--work-dir <dir>', 'where embedded state lives (NATS store, simulator certificates)').default('.msgtrace'))
-    .addOption(new Option('--nats-port <port>', 'embedded nats-server client port').default(4222).argParser(Number))
-    .addOption(new Option('--simulator-port <port>', 'embedded simulator HTTPS port (0 = any free port)').default(0).argParser(Number))
-    .addOption(new Option('--seed <n>', 'embedded simulator tenant seed').default(1).argParser(Number))
-    .addOption(new Option('--records-per-hour <n>', 'embedded simulator volume').default(600).argParser(Number))
-    .action(async (options: { workDir: string; natsPort: number; simulatorPort: number; seed: number; recordsPerHour: number }) => {
-      const environment = await startEmbeddedEnvironment(options);
-      const sim = environment.simulator;
-      process.stdout.write(
-        [
-          'msgtrace is running on its embedded defaults.',
-          `  NATS:      ${environment.natsUrl} ${environment.natsServer ? '(started from nats.conf, store ' + environment.natsServer.storeDir + ')' : '(already running)'}`,
-          `  tenant:    the Office 365 simulator at ${sim.url} (CA ${sim.caFile})`,
-          '  Press Ctrl-C to stop.',
-          '',
-        ].join('\n'),
-      );
-      const signal = await waitForShutdownSignal();
-      process.stdout.write(`msgtrace: ${signal} received, stopping…\n`);
-      await environment.stop();
+    .description(
+      'Run scheduled collection until SIGINT/SIGTERM. Without --config: embedded defaults (a local nats-server from nats.conf, the simulator as the tenant, a built-in demo input).',
+    )
+    .option('--config <file>', 'config file (YAML or JSON); omit for the embedded defaults')
+    .addOption(new Option('--ca-file <file>', 'extra CA certificate (PEM) to trust for the Office 365 endpoints').env('MSGTRACE_CA_FILE'))
+    .addOption(new Option('--work-dir <dir>', 'embedded defaults: where state lives (NATS store, simulator certificates)').default('.msgtrace'))
+    .addOption(new Option('--nats-port <port>', 'embedded defaults: nats-server client port').default(4222).argParser(Number))
+    .addOption(new Option('--simulator-port <port>', 'embedded defaults: simulator HTTPS port (0 = any free port)').default(0).argParser(Number))
+    .addOption(new Option('--seed <n>', 'embedded defaults: simulator tenant seed').default(1).argParser(Number))
+    .addOption(new Option('--records-per-hour <n>', 'embedded defaults: simulator volume').default(600).argParser(Number))
+    .action(async (options: RunOptions) => {
+      const logger = createLogger();
+      let environment: EmbeddedEnvironment | null = null;
+      let config: MsgtraceConfig;
+      let caPem: string | undefined;
+      if (options.config) {
+        config = await loadConfig(options.config);
+        caPem = options.caFile ? await readFile(options.caFile, 'utf8') : undefined;
+      } else {
+        environment = await startEmbeddedEnvironment(options);
+        const validated = validateConfig(demoConfig(environment.simulator.describe(), environment.natsUrl));
+        if (!validated.ok) throw new ConfigInvalidError('(built-in demo config)', validated.problems);
+        config = validated.config;
+        caPem = environment.simulator.caPem;
+      }
+
+      const nc = await connectNats(config.nats);
+      const dispatcher = createDispatcher({ caPem });
+      const collection = await startScheduledCollection({
+        config,
+        nc,
+        dispatcher,
+        logger,
+        branch: currentEnvironment(process.env, gitBranch),
+      });
+      if (environment) {
+        const sim = environment.simulator;
+        process.stdout.write(
+          [
+            'msgtrace is running on its embedded defaults.',
+            `  NATS       ${environment.natsUrl} ${environment.natsServer ? `(started from nats.conf, store ${environment.natsServer.storeDir})` : '(already running)'}`,
+            `  tenant     the Office 365 simulator at ${sim.url} (CA ${sim.caFile})`,
+            `  input      demo: Microsoft Graph, every minute, windows from -2h@m to -1h@m (first run at the next minute)`,
+            '  watch jobs      npx msgtrace jobs --watch',
+            '  see events      npx msgtrace events            (subscribes to msgtrace.events.> as the read-only viewer)',
+            '  Press Ctrl-C to stop.',
+            '',
+          ].join('\n'),
+        );
+      }
+      const signal = await Promise.race([waitForShutdownSignal(), collection.stopped.then(() => null)]);
+      logger.info({ signal }, 'stopping: no new runs, cancelling running jobs, saving checkpoints');
+      await collection.stop(`shutdown (${signal ?? 'scheduler stopped'})`);
+      await nc.drain();
+      await dispatcher.close();
+      await environment?.stop();
+      logger.info('stopped');
     });
 }

@@ -204,15 +204,15 @@ describe('collect job replays recorded HTTP exchanges through the real adapters'
   for (const cassette of recorded) {
     test(`${cassette.name}: ${cassette.description}`, async () => {
       const run = await replayHttp(cassette);
+      assert.deepEqual(run.trail, cassette.expect.trail);
+      assert.deepEqual(run.summary, cassette.expect.summary);
+      assert.deepEqual(run.retryDelaysMs, cassette.expect.retryDelaysMs ?? []);
+      assert.deepEqual(run.warnings, cassette.expect.warnings ?? []);
       assert.deepEqual(
         run.sent.map(({ method, key }) => ({ method, key })),
         recordedRequests(cassette),
         'the adapters sent the recorded requests, in order',
       );
-      assert.deepEqual(run.trail, cassette.expect.trail);
-      assert.deepEqual(run.summary, cassette.expect.summary);
-      assert.deepEqual(run.retryDelaysMs, cassette.expect.retryDelaysMs ?? []);
-      assert.deepEqual(run.warnings, cassette.expect.warnings ?? []);
       assert.equal(run.pendingInterceptors, 0, 'every recorded exchange was served');
       assert.equal(run.stored, cassette.expect.summary.events, 'each counted event reached the publisher');
     });

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { createActor, fromPromise, toPromise } from 'xstate';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import { createCheckpointStore } from '../adapters/nats/checkpoint-store.ts';
+import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
+import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
+import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs } from '../adapters/nats/job-records.ts';
+import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
+import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
+import { inputSchedulerMachine, type RunJobInput, type RunJobOutput } from '../machines/input-scheduler.machine.ts';
+import { onInputSchedulerEvents, schedulerMachine } from '../machines/scheduler.machine.ts';
+import type { Checkpoint } from '../machines/scheduler.types.ts';
+import type { EventPublisher } from '../streams/event-publisher.types.ts';
+import { runCollectJob } from './collect-job-runner.ts';
+import { createJobTracker } from './job-tracker.ts';
+import { inputLogger } from './logger.ts';
+
+export interface ScheduledCollectionDeps {
+  readonly config: MsgtraceConfig;
+  readonly nc: NatsConnection;
+  readonly dispatcher: Dispatcher;
+  readonly logger: Logger;
+  /** `currentEnvironment()`: inputs with another `environment` are not scheduled. */
+  readonly branch: string | null;
+  readonly now?: () => number;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ScheduledCollection {
+  /**
+   * Graceful stop: no new runs; running jobs are cancelled at once (what was
+   * acknowledged stays checkpointed, a half-delivered page is re-read on the
+   * next start and deduplicated); resolves when checkpoints are saved.
+   */
+  stop(reason: string): Promise<void>;
+  /** Resolves when every input's scheduler has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+const ttlUnitsMs: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Cribl's `ttl` (`4h`, `30m`, `1d`, bare = seconds) in ms. */
+function ttlMs(ttl: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(ttl);
+  return match ? Number(match[1]) * ttlUnitsMs[match[2] || 's']! : defaultJobRecordTtlMs;
+}
+
+/** Job ids become NATS subject tokens and KV keys: letters, digits, `-` and `_` only. */
+function scheduledJobId(inputId: string, scheduledForMs: number): string {
+  return `${inputId}-${new Date(scheduledForMs).toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The composition root of scheduled collection (`msgtrace run`): the
+ * scheduler statechart, given the two things it cannot do itself — read a
+ * checkpoint and run a job — wired to NATS KV, the job records and the
+ * collection job.
+ *
+ * The checkpoint is written with compare-and-set when a job starts (the
+ * window in progress), after every page JetStream acknowledged in full (the
+ * next page's link), and when the window completes (its end becomes the next
+ * window's start). Writes are serialised per job, so a later page can never
+ * be overwritten by an earlier one.
+ */
+export async function startScheduledCollection(deps: ScheduledCollectionDeps): Promise<ScheduledCollection> {
+  const { config, nc, logger } = deps;
+  const now = deps.now ?? Date.now;
+  await ensureEventsStream(await jetstreamManager(nc), config.nats.eventsStream);
+  const checkpoints = await createCheckpointStore(nc);
+  const records = await createJobRecordStore(nc, {
+    ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
+  });
+  const bus = createJobBus(nc);
+  const publisher: EventPublisher = createJetStreamPublisher(jetstream(nc));
+  const inputsById = new Map(config.inputs.map((input) => [input.id, input]));
+  const running = new Map<string, AbortController>();
+
+  async function runWindow(request: RunJobInput): Promise<RunJobOutput> {
+    const input = inputsById.get(request.inputId) as InputConfig;
+    const log = inputLogger(logger, input);
+    const jobId = scheduledJobId(input.id, request.scheduledForMs);
+    let { checkpoint, revision } = await checkpoints.load(input.id);
+    const completedUntilMs = checkpoint?.completedUntilMs ?? null;
+    let saveFailure: unknown = null;
+    let saving = Promise.resolve();
+    const abort = new AbortController();
+    const save = (next: Omit<Checkpoint, 'inputId' | 'updatedAtMs'>) => {
+      const value: Checkpoint = { inputId: input.id, ...next, updatedAtMs: now() };
+      saving = saving.then(async () => {
+        if (saveFailure !== null) return;
+        try {
+          revision = await checkpoints.save(value, revision);
+          checkpoint = value;
+        } catch (error) {
+          // Another collector moved this input's checkpoint: two writers would
+          // interleave windows, so this one stops.
+          saveFailure = error;
+          abort.abort(`checkpoint not saved: ${(error as Error).message}`);
+        }
+      });
+      return saving;
+    };
+
+    const attempt = async (resumeFrom: RunJobInput['resumeFrom']): Promise<CollectJobSummary> => {
+      await save({
+        completedUntilMs,
+        inProgress: { jobId, window: request.window, cursor: resumeFrom?.cursor ?? { kind: 'first' }, page: resumeFrom?.page ?? 1 },
+      });
+      const tracker = createJobTracker({
+        records,
+        bus,
+        now,
+        kind: 'scheduled',
+        inputId: input.id,
+        jobId,
+        window: request.window,
+        scheduledForMs: request.scheduledForMs,
+        onWriteError: (error) => log.warn({ err: (error as Error).message }, 'job record not written'),
+      });
+      const summary = await runCollectJob(
+        { input, secrets: config.secrets, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
+        {
+          jobId,
+          window: request.window,
+          resumeFrom: resumeFrom ? { cursor: resumeFrom.cursor, page: resumeFrom.page } : undefined,
+          signal: abort.signal,
+          onState: (state) => {
+            tracker.onState(state);
+            log.debug({ jobId, state }, 'job state');
+          },
+          onEmitted: (event) => {
+            tracker.onEmitted(event);
+            if (event.type === 'job.warning') log.warn({ jobId }, event.message);
+            if (event.type !== 'job.page') return;
+            log.debug({ jobId, page: event.page, published: event.published, duplicates: event.duplicates }, 'page delivered');
+            void save(
+              event.next === null
+                ? { completedUntilMs: request.window.endMs, inProgress: null }
+                : { completedUntilMs, inProgress: { jobId, window: request.window, cursor: event.next, page: event.page + 1 } },
+            );
+          },
+        },
+      );
+      await saving;
+      const final = saveFailure === null ? summary : { ...summary, state: 'failed' as const, error: `checkpoint not saved: ${(saveFailure as Error).message}` };
+      await tracker.finish(final);
+      return final;
+    };
+
+    running.set(jobId, abort);
+    const cancelService = bus.serveCancel(jobId, () => {
+      abort.abort('cancelled with msgtrace jobs cancel');
+    });
+    try {
+      log.info({ jobId, window: windowText(request.window), resume: request.resumeFrom?.page ?? null }, 'job started');
+      let summary = await attempt(request.resumeFrom);
+      if (summary.state === 'failed' && request.resumeFrom && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
+        // A saved page link can expire. Re-reading the window from its first
+        // page is safe: JetStream drops what was already stored by Nats-Msg-Id.
+        log.warn({ jobId, error: summary.error }, 'the saved page link was refused; re-reading the window from its first page');
+        summary = await attempt(undefined);
+      }
+      const level = summary.state === 'done' ? 'info' : 'error';
+      log[level]({ jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, retries: summary.retries, error: summary.error }, 'job ended');
+      return { summary, checkpoint: checkpoint ?? { inputId: input.id, completedUntilMs, inProgress: null, updatedAtMs: now() } };
+    } finally {
+      cancelService.unsubscribe();
+      running.delete(jobId);
+    }
+  }
+
+  const scheduler = createActor(
+    schedulerMachine.provide({
+      actors: {
+        inputScheduler: inputSchedulerMachine.provide({
+          actors: {
+            loadCheckpoint: fromPromise(async ({ input }: { input: { inputId: string } }) => (await checkpoints.load(input.inputId)).checkpoint),
+            runJob: fromPromise(({ input }: { input: RunJobInput }) => runWindow(input)),
+          },
+        }),
+      },
+    }),
+    { input: { inputs: config.inputs, branch: deps.branch, now } },
+  );
+  scheduler.start();
+  onInputSchedulerEvents(scheduler, (event) => {
+    if (event.type === 'scheduler.nextRun' && event.nextRunAtMs !== null) {
+      void checkpoints.saveNextRun(event.inputId, event.nextRunAtMs).catch((error: Error) => logger.warn({ inputId: event.inputId, err: error.message }, 'next run not recorded'));
+      logger.debug({ inputId: event.inputId, nextRun: new Date(event.nextRunAtMs).toISOString() }, 'next run');
+    }
+    if (event.type === 'scheduler.error') logger.error({ inputId: event.inputId }, event.message);
+  });
+  const stopped = toPromise(scheduler).then(() => undefined);
+  return {
+    stopped,
+    async stop(reason) {
+      scheduler.send({ type: 'scheduler.stop' });
+      for (const abort of running.values()) abort.abort(reason);
+      await stopped;
+    },
+  };
+}
+
+function windowText(window: { startMs: number; endMs: number }): string {
+  return `${new Date(window.startMs).toISOString()}/${new Date(window.endMs).toISOString()}`;
+}
