@@ -54,12 +54,19 @@ export async function startEmbeddedEnvironment(options: {
         monitorPort: options.natsPort + 4000,
         websocketPort: options.natsPort + 5000,
       });
-  const simulator = await startSimulator({
-    port: options.simulatorPort,
-    seed: options.seed,
-    recordsPerHour: options.recordsPerHour,
-    stateDir: resolve(workDir, 'simulator'),
-  });
+  let simulator: Awaited<ReturnType<typeof startSimulator>>;
+  try {
+    simulator = await startSimulator({
+      port: options.simulatorPort,
+      seed: options.seed,
+      recordsPerHour: options.recordsPerHour,
+      stateDir: resolve(workDir, 'simulator'),
+    });
+  } catch (error) {
+    // Leave nothing behind: a server msgtrace started is msgtrace's to stop.
+    await natsServer?.stop();
+    throw error;
+  }
   return {
     natsUrl,
     natsServer,

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAdminApi } from './admin-api.ts';
@@ -88,7 +88,10 @@ async function loadOrCreatePki(dir: string, hostnames: string[], reuse: boolean)
     }
   }
   const pki = await createSimulatorPki({ hostnames });
-  if (reuse) await writeFile(file, JSON.stringify(pki), { mode: 0o600 });
+  if (reuse) {
+    await mkdir(dir, { recursive: true });
+    await writeFile(file, JSON.stringify(pki), { mode: 0o600 });
+  }
   return pki;
 }
 
