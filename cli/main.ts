@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { Command } from 'commander';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { simulateCommand } from './simulate-command.ts';
@@ -29,7 +30,7 @@ try {
   if (error instanceof MsgtraceError) {
     process.stderr.write(`msgtrace: ${error.message} [${error.code}]\n`);
   } else {
-    process.stderr.write(`msgtrace: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`msgtrace: unexpected error: ${inspect(error)}\n`);
   }
   process.exitCode = 1;
 }

@@ -96,7 +96,12 @@ export function runCommand(): Command {
       const signal = await Promise.race([waitForShutdownSignal(), collection.stopped.then(() => null)]);
       logger.info({ signal }, 'stopping: no new runs, cancelling running jobs, saving checkpoints');
       await collection.stop(`shutdown (${signal ?? 'scheduler stopped'})`);
-      await nc.drain();
+      try {
+        await nc.drain();
+      } catch (error) {
+        // The server went first (it was stopped, or lost): nothing left to flush.
+        logger.warn({ err: (error as Error).message }, 'NATS connection was already gone at shutdown');
+      }
       await dispatcher.close();
       await environment?.stop();
       logger.info('stopped');

@@ -72,7 +72,9 @@ export async function startLocalNatsServer(options: LocalNatsServerOptions): Pro
   await mkdir(dirname(configPath), { recursive: true });
   await writeFile(configPath, derived);
 
-  const child = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches msgtrace, which
+  // saves its checkpoints and then stops the server — not both at once.
+  const child = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
