@@ -16,9 +16,13 @@
  *   completed a cut-down window runs again at once for the same T (catch-up,
  *   oldest first); else `waiting`. A failed job is retried by the next due
  *   run, never at once (no hot loop against a failing API).
- * - On start, an input with a checkpoint owes the latest tick at or before
- *   now (it was stopped or crashed): it resumes or catches up at once. A
- *   fresh input starts at its first tick, as Cribl does.
+ * - On start, every input owes the latest tick at or before now and runs it
+ *   at once. With a checkpoint it was stopped or crashed: it resumes or
+ *   catches up. A fresh input collects the window of that tick (startDate/
+ *   endDate evaluated at the tick, not at the wall clock, so its windows stay
+ *   aligned with every later tick's): waiting for the first tick instead, as
+ *   Cribl does, leaves a user who just typed `msgtrace run` staring at up to
+ *   `interval` minutes of nothing, and gains no alignment the past tick lacks.
  *
  * No I/O: `loadCheckpoint` and `runJob` are placeholders; the composition
  * root (and tests) provide them. Time comes from the actor system's clock
@@ -92,8 +96,6 @@ export interface InputSchedulerContext {
    * before its first page leaves no gap behind it.
    */
   readonly firstWindowStartMs: number | null;
-  /** First load: a fresh input waits for its first tick. */
-  readonly starting: boolean;
   readonly stopRequested: boolean;
 }
 
@@ -193,14 +195,7 @@ export const inputSchedulerMachine = setup({
     completedItsWindow: ({ context }, params: { output: RunJobOutput }) => completedItsWindow(context.run, params.output),
   },
   actions: {
-    /** First load of a fresh input: no run is owed, wait for the first tick. */
-    storeCheckpoint: assign(({ context }, params: { checkpoint: Checkpoint | null }) => {
-      return {
-        checkpoint: params.checkpoint,
-        dueAtMs: context.starting && isEmpty(params.checkpoint) ? null : context.dueAtMs,
-        starting: false,
-      };
-    }),
+    storeCheckpoint: assign((_, params: { checkpoint: Checkpoint | null }) => ({ checkpoint: params.checkpoint })),
     reportLoadError: emit(({ context }, params: { error: unknown }) => ({
       type: 'scheduler.error' as const,
       inputId: context.inputId,
@@ -293,7 +288,6 @@ export const inputSchedulerMachine = setup({
       pendingRunAtMs: null,
       run: null,
       firstWindowStartMs: null,
-      starting: true,
       stopRequested: false,
     };
   },

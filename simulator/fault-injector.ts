@@ -1,6 +1,7 @@
 import type { FaultAction, FaultRequest, SimApi } from './simulator.types.ts';
 import { defaultQuota, faultKinds, parseFaultPlan, type FaultPlan, type FaultRule, type FaultScope, type QuotaPlan } from './fault-plan.ts';
 import { createGraphQuota } from './graph-quota.ts';
+import { fmix32 } from './seeded-random.ts';
 import {
   error500Response,
   error503Response,
@@ -33,17 +34,6 @@ export interface FaultInjectorDeps {
 
 const defaultThrottleRetryAfterS = 5;
 const defaultStallMs = 30_000;
-
-/** murmur3's finaliser: spreads every input bit over the 32-bit result. */
-function fmix32(value: number): number {
-  let h = value >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 function hash32(values: readonly number[]): number {
   let h = 0x9e3779b9;

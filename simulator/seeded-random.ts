@@ -17,7 +17,7 @@ export interface SeededRandom {
 }
 
 /** murmur3's finaliser: spreads every input bit over the whole word. */
-function fmix32(value: number): number {
+export function fmix32(value: number): number {
   let h = value >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
