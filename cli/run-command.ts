@@ -2,12 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
-import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { currentEnvironment } from '../config/enabled-inputs.ts';
 import { loadConfig, validateConfig, ConfigInvalidError } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { demoConfig } from '../runtime/demo-config.ts';
 import { startEmbeddedEnvironment, type EmbeddedEnvironment } from '../runtime/embedded-defaults.ts';
+import { connectNatsWithRetry } from '../runtime/connect-nats-with-retry.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
 
@@ -19,6 +19,7 @@ interface RunOptions {
   simulatorPort: number;
   seed: number;
   recordsPerHour: number;
+  natsConnectTimeout: number;
 }
 
 function waitForShutdownSignal(): Promise<NodeJS.Signals> {
@@ -53,6 +54,12 @@ export function runCommand(): Command {
     .addOption(new Option('--simulator-port <port>', 'embedded defaults: simulator HTTPS port (0 = any free port)').default(0).argParser(Number))
     .addOption(new Option('--seed <n>', 'embedded defaults: simulator tenant seed').default(1).argParser(Number))
     .addOption(new Option('--records-per-hour <n>', 'embedded defaults: simulator volume').default(600).argParser(Number))
+    .addOption(
+      new Option('--nats-connect-timeout <seconds>', 'while NATS is unreachable at start, keep retrying (backoff 0.5 s to 30 s) for this long; 0 = forever')
+        .env('MSGTRACE_NATS_CONNECT_TIMEOUT')
+        .default(0)
+        .argParser(Number),
+    )
     .action(async (options: RunOptions) => {
       const logger = createLogger();
       let environment: EmbeddedEnvironment | null = null;
@@ -69,7 +76,11 @@ export function runCommand(): Command {
         caPem = environment.simulator.caPem;
       }
 
-      const nc = await connectNats(config.nats);
+      // A service outlives a NATS that is not up yet: wait for it, saying so.
+      const nc = await connectNatsWithRetry(config.nats, {
+        giveUpAfterMs: options.natsConnectTimeout * 1000,
+        onAttemptFailed: ({ attempt, reason, retryInMs }) => logger.warn({ attempt, retryInMs }, `NATS not reachable yet, retrying: ${reason}`),
+      });
       const dispatcher = createDispatcher({ caPem });
       const collection = await startScheduledCollection({
         config,
@@ -85,7 +96,7 @@ export function runCommand(): Command {
             'msgtrace is running on its embedded defaults.',
             `  NATS       ${environment.natsUrl} ${environment.natsServer ? `(started from nats.conf, store ${environment.natsServer.storeDir})` : '(already running)'}`,
             `  tenant     the Office 365 simulator at ${sim.url} (CA ${sim.caFile})`,
-            `  input      demo: Microsoft Graph, every minute, windows from -2h@m to -1h@m (first run at the next minute)`,
+            `  input      demo: Microsoft Graph, every minute, windows from -2h@m to -1h@m (first run at once)`,
             '  watch jobs      npx msgtrace jobs --watch',
             '  see events      npx msgtrace events            (subscribes to msgtrace.events.> as the read-only viewer)',
             '  Press Ctrl-C to stop.',

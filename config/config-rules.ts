@@ -75,7 +75,7 @@ function checkInput(input: Raw, at: (key: string) => string, refs: References): 
   const planType = input.planType ?? 'enterprise_gcc';
   const url = input.url ?? DEFAULT_REPORT_URL;
 
-  const required = typeof authType === 'string' ? REQUIRED_BY_AUTH[authType] : undefined;
+  const required = typeof authType === 'string' && Object.hasOwn(REQUIRED_BY_AUTH, authType) ? REQUIRED_BY_AUTH[authType] : undefined;
   for (const key of required ?? []) {
     if (text(input[key]) === undefined) problems.push({ path: at(key), message: `is required when authType is ${String(authType)}` });
   }

@@ -81,6 +81,21 @@ export const RetryRulesSchema = z.strictObject({
   maxRetryAfter: z.number().int().min(0, 'must be 0..3600000 ms').max(3_600_000, 'must be 0..3600000 ms (at most 1 h)').default(20_000),
 });
 
+/** Graph's message-trace quota (API.md §1): 100 requests per rolling 5 minutes per tenant. */
+export const GRAPH_REQUEST_QUOTA = { limit: 100, windowS: 300 } as const;
+
+export const RequestQuotaSchema = z.strictObject({
+  limit: z.number().int().min(0, 'must be 0..10000 requests (0 = no pacing)').max(10_000, 'must be 0..10000 requests (0 = no pacing)').optional(),
+  windowS: z.number().positive('must be more than 0 s').max(86_400, 'must be at most 86400 s (1 day)').default(GRAPH_REQUEST_QUOTA.windowS),
+});
+
+/** The pacing an input gets: Graph's quota unless configured otherwise; none for RWS unless configured; null = unpaced. */
+function requestQuotaFor(url: string, quota: z.output<typeof RequestQuotaSchema> | undefined): { limit: number; windowS: number } | null {
+  const graph = apiDialectOf(url) === 'graph';
+  const limit = quota?.limit ?? (graph ? GRAPH_REQUEST_QUOTA.limit : 0);
+  return limit === 0 ? null : { limit, windowS: quota?.windowS ?? GRAPH_REQUEST_QUOTA.windowS };
+}
+
 const CertOptionsSchema = z.strictObject({
   certificateName: optionalText,
   privKeyPath: optionalText,
@@ -149,9 +164,18 @@ export const InputSchema = z
     pageSize: z.number().int().min(1, 'must be 1 or more').optional(),
     /** An event bigger than this (JSON bytes) is marked `__isBroken`. */
     maxEventBytes: z.number().int().min(1024, 'must be at least 1024 bytes').default(DEFAULT_MAX_EVENT_BYTES),
+    /**
+     * Client-side pacing under the API's request quota, shared by every input
+     * of one tenant: at most `limit` requests per rolling `windowS` seconds.
+     * Graph's documented quota (100 per 300 s, API.md §1) is the default for
+     * a Graph url; RWS documents none, so RWS is unpaced unless `limit` is
+     * set. `limit: 0` turns pacing off. Read as `{ limit, windowS } | null`.
+     */
+    requestQuota: RequestQuotaSchema.optional(),
   })
   .transform((input) => ({
     ...input,
+    requestQuota: requestQuotaFor(input.url, input.requestQuota),
     resource: input.resource ?? defaultResourceFor(input.url, input.planType),
     subject: (input.subject ?? DEFAULT_SUBJECT).replaceAll('{inputId}', input.id),
     pageSize: input.pageSize ?? DEFAULT_PAGE_SIZE,

@@ -32,7 +32,7 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}
     ...checkConfigRules(raw, options.now ?? Date.now()),
   ];
   if (parsed.success && problems.length === 0) return { ok: true, config: parsed.data };
-  return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)) };
+  return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)).map(capLength) };
 }
 
 function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
@@ -71,7 +71,12 @@ function isSecretPath(path: readonly PropertyKey[]): boolean {
 const isPrimitive = (value: unknown): value is string | number | boolean =>
   typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
 
-const describe = (value: unknown): string => (isPrimitive(value) ? JSON.stringify(value) : kindOf(value));
+/** A quoted value, cut at 120 characters: a megabyte of junk must not become a megabyte of error message. */
+const describe = (value: unknown): string => {
+  if (!isPrimitive(value)) return kindOf(value);
+  const text = JSON.stringify(value);
+  return text.length > 120 ? `${text.slice(0, 120)}… (${text.length} characters)` : text;
+};
 
 const kindOf = (value: unknown): string => (Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`);
 
@@ -103,6 +108,12 @@ function secretValuesIn(raw: unknown): string[] {
   walk(raw, []);
   // Very short values would mangle ordinary words; they are never echoed anyway.
   return found.filter((value) => value.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/** A problem quoting a huge value (a pasted file, a runaway string) is cut: the path and reason come first and stay whole. */
+function capLength(problem: ConfigProblem): ConfigProblem {
+  const cap = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text);
+  return { path: cap(problem.path, 300), message: cap(problem.message, 500) };
 }
 
 function scrubSecrets(problems: ConfigProblem[], secrets: string[]): ConfigProblem[] {

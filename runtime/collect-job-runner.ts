@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { createActor, fromPromise, toPromise, type ActorOptions } from 'xstate';
 import type { Dispatcher } from 'undici';
 import { createPageSource } from '../adapters/o365/page-source.ts';
+import { prefetchNextPage } from '../adapters/o365/prefetching-page-source.ts';
+import { requestBudgetForInput, type RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
 import { createTokenSource } from '../adapters/o365/token-source.ts';
 import type { InputConfig, SecretConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/time-expr.ts';
@@ -28,6 +30,8 @@ export interface CollectJobRunnerDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Bound on unacknowledged publishes per page. */
   readonly maxInFlight?: number;
+  /** Where tenants' request budgets live; the process-wide registry when absent (tests pass their own). */
+  readonly requestBudgets?: RequestBudgetRegistry;
 }
 
 export interface CollectJobRun {
@@ -71,14 +75,16 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     env,
     requestTimeoutMs,
   });
-  const pageSource = createPageSource({
+  // One page of read-ahead: fetching page k + 1 overlaps publishing page k (issue 6 profile).
+  const pageSource = prefetchNextPage(createPageSource({
     url: input.url,
     dispatcher: deps.dispatcher,
     authorizationHeader: () => tokenSource.authorizationHeader(),
     pageSize: input.pageSize,
     requestTimeoutMs,
     now,
-  });
+    budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now }),
+  }));
   // Compiled before the first request, so a broken expression fails the job at once.
   const compiled = compileFields(input.metadata);
   const deliver = deliverPageThroughPipeline(

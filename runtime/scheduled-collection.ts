@@ -74,7 +74,9 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
   });
   const bus = createJobBus(nc);
-  const publisher: EventPublisher = createJetStreamPublisher(jetstream(nc));
+  const publisher: EventPublisher = createJetStreamPublisher(jetstream(nc), {
+    onRetry: (retry) => logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
+  });
   const inputsById = new Map(config.inputs.map((input) => [input.id, input]));
   const running = new Map<string, AbortController>();
 

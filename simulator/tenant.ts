@@ -132,8 +132,14 @@ function hex32(random: SeededRandom): string {
   return hex16(v >>> 16) + hex16(v);
 }
 
-function guid(random: SeededRandom): string {
-  const h = hex32(random) + hex32(random) + hex32(random) + hex32(random);
+/**
+ * A message trace id unique by construction: the minute index and the
+ * message's order within the minute are written into its last 64 bits. A
+ * 32-bit PRNG alone repeats: two minutes whose streams overlap would replay
+ * the same message (same id, same recipients), which no real tenant does.
+ */
+function traceGuid(random: SeededRandom, minute: number, order: number): string {
+  const h = hex32(random) + hex32(random) + hex16(order & 0xffff) + (order >>> 16).toString(16).padStart(4, '0').slice(-4) + minute.toString(16).padStart(8, '0').slice(-8);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -209,7 +215,7 @@ function generateMinute(seed: number, recordsPerHour: number, minute: number): T
     const wholeSecond = random.next() < 0.5;
     const offset = onBoundary ? 0 : wholeSecond ? random.int(0, 59) * 1000 : random.int(0, minuteMs - 1);
     const receivedMs = minuteStart + offset;
-    const traceId = guid(random);
+    const traceId = traceGuid(random, minute, order);
     const outbound = random.next() < 0.5;
     const senderAddress = address(random, outbound);
     const senderDomain = senderAddress.slice(senderAddress.indexOf('@') + 1);

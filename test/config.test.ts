@@ -390,3 +390,31 @@ describe('apiDialectOf', () => {
     assert.equal(apiDialectOf('not a url'), null);
   });
 });
+
+describe('requestQuota (pacing under the API quota)', () => {
+  const quotaOf = (overrides: Record<string, unknown>) => {
+    const result = validateConfig({ inputs: [input(overrides)] }, { now: NOW });
+    assert.ok(result.ok, JSON.stringify(!result.ok && result.problems));
+    return result.config.inputs[0]?.requestQuota;
+  };
+
+  it("defaults to Graph's 100 requests per 300 s for a Graph url and to none for RWS", () => {
+    assert.deepEqual(quotaOf({ url: GRAPH_URL }), { limit: 100, windowS: 300 });
+    assert.equal(quotaOf({}), null);
+  });
+
+  it('takes a configured limit and window (RWS too), and limit 0 turns pacing off', () => {
+    assert.deepEqual(quotaOf({ url: GRAPH_URL, requestQuota: { limit: 50, windowS: 5 } }), { limit: 50, windowS: 5 });
+    assert.deepEqual(quotaOf({ url: GRAPH_URL, requestQuota: { windowS: 60 } }), { limit: 100, windowS: 60 });
+    assert.deepEqual(quotaOf({ requestQuota: { limit: 30 } }), { limit: 30, windowS: 300 });
+    assert.equal(quotaOf({ url: GRAPH_URL, requestQuota: { limit: 0 } }), null);
+  });
+
+  it('refuses a bad limit, a bad window and unknown keys, naming the path', () => {
+    assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { limit: -1 } })] }, 'inputs[0].requestQuota.limit', /0\.\.10000/);
+    assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { limit: 2.5 } })] }, 'inputs[0].requestQuota.limit', /must be an int; got 2.5/);
+    assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { windowS: 0 } })] }, 'inputs[0].requestQuota.windowS', /more than 0 s/);
+    assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { windowS: 86_401 } })] }, 'inputs[0].requestQuota.windowS', /at most 86400/);
+    assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { perMinute: 5 } })] }, 'inputs[0].requestQuota.perMinute', /unknown/i);
+  });
+});

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { NatsError } from '../adapters/nats/nats-error.ts';
 import { ensureEventsStream, subjectCovers } from '../adapters/nats/events-stream.ts';
-import { createJetStreamPublisher, headerNameOf } from '../adapters/nats/jetstream-publisher.ts';
+import { classifyPublishError, createJetStreamPublisher, headerNameOf, type PublishRetry } from '../adapters/nats/jetstream-publisher.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 
@@ -130,5 +130,80 @@ describe('header names and subject coverage', () => {
     assert.equal(subjectCovers('msgtrace.*.a', 'msgtrace.events.a'), true);
     assert.equal(subjectCovers('msgtrace.*', 'msgtrace.>'), false);
     assert.equal(subjectCovers('msgtrace.events.a', 'msgtrace.events.b'), false);
+  });
+});
+
+describe('publish retries (a scripted JetStream client, an injected clock)', () => {
+  type Attempt = { subject: string; data: string; msgID?: string; headers?: string };
+  function scripted(outcomes: Array<Error | { duplicate: boolean }>) {
+    const attempts: Attempt[] = [];
+    const js = {
+      async publish(subject: string, data: string, opts: { msgID?: string; headers?: Iterable<[string, string[]]> }) {
+        attempts.push({ subject, data, msgID: opts.msgID, headers: JSON.stringify([...(opts.headers ?? [])]) });
+        const next = outcomes.shift();
+        if (!next) throw new Error('no more scripted outcomes');
+        if (next instanceof Error) throw next;
+        return { stream: 'MSGTRACE_EVENTS', seq: 1, duplicate: next.duplicate };
+      },
+    } as unknown as JetStreamClient;
+    return { js, attempts };
+  }
+  const named = (name: string, message = name) => Object.assign(new Error(message), { name });
+  function clock() {
+    let now = 0;
+    const waits: number[] = [];
+    return { now: () => now, sleep: async (ms: number) => void (waits.push(ms), (now += ms)), waits };
+  }
+
+  it('classifies client errors: retry, retry briefly, fail', () => {
+    assert.equal(classifyPublishError(named('TimeoutError')), 'retry');
+    assert.equal(classifyPublishError(named('ConnectionError')), 'retry');
+    assert.equal(classifyPublishError(Object.assign(named('RequestError'), { isNoResponders: () => false })), 'retry');
+    assert.equal(classifyPublishError(Object.assign(named('JetStreamApiError'), { status: 503 })), 'retry');
+    assert.equal(classifyPublishError(named('JetStreamNotEnabled')), 'retryBriefly');
+    assert.equal(classifyPublishError(Object.assign(named('RequestError'), { isNoResponders: () => true })), 'retryBriefly');
+    assert.equal(classifyPublishError(named('ClosedConnectionError')), 'fail');
+    assert.equal(classifyPublishError(named('DrainingConnectionError')), 'fail');
+    assert.equal(classifyPublishError(named('PermissionViolationError')), 'fail');
+    assert.equal(classifyPublishError(Object.assign(named('JetStreamApiError'), { status: 400 })), 'fail');
+    assert.equal(classifyPublishError('not even an error'), 'fail');
+  });
+
+  it('retries an ack timeout with the same payload, headers and Nats-Msg-Id, backing off, and returns the ack', async () => {
+    const { js, attempts } = scripted([named('TimeoutError'), named('TimeoutError'), { duplicate: true }]);
+    const time = clock();
+    const retries: PublishRetry[] = [];
+    const publisher = createJetStreamPublisher(js, { ...time, onRetry: (retry) => retries.push(retry) });
+    assert.deepEqual(await publisher.publish('msgtrace.events.graph-in', event, 'key-1'), { duplicate: true });
+    assert.equal(attempts.length, 3);
+    assert.ok(attempts.every((attempt) => attempt.msgID === 'key-1' && attempt.data === attempts[0]!.data && attempt.headers === attempts[0]!.headers));
+    assert.deepEqual(time.waits, [250, 500]);
+    assert.deepEqual(retries.map((retry) => [retry.attempt, retry.msgId, retry.delayMs]), [[1, 'key-1', 250], [2, 'key-1', 500]]);
+    assert.match(retries[0]!.reason, /^TimeoutError/);
+  });
+
+  it('gives up when the next wait would pass retryForMs, saying how long it tried', async () => {
+    const { js, attempts } = scripted(Array.from({ length: 50 }, () => named('TimeoutError', 'timeout')));
+    const time = clock();
+    const publisher = createJetStreamPublisher(js, { ...time, retryForMs: 20_000 });
+    await assert.rejects(publisher.publish('msgtrace.events.graph-in', event, 'key-2'), (error: unknown) => {
+      assert.ok(error instanceof NatsError);
+      assert.match(error.message, /after 8 attempts over 18 s\): TimeoutError: timeout/);
+      return true;
+    });
+    // 250, 500, 1000, 2000, 4000, then capped at 5000: 17.75 s; the next 5 s would pass 20 s.
+    assert.deepEqual(time.waits, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+    assert.equal(attempts.length, 8);
+  });
+
+  it('fails at once when retrying cannot help, and retries "no responders" only briefly', async () => {
+    const denied = scripted([named('PermissionViolationError', 'Permissions Violation for Publish')]);
+    await assert.rejects(createJetStreamPublisher(denied.js, clock()).publish('msgtrace.events.x', event, 'k'), /Permissions Violation/);
+    assert.equal(denied.attempts.length, 1);
+
+    const nobody = scripted(Array.from({ length: 50 }, () => named('JetStreamNotEnabled', 'jetstream is not enabled')));
+    const time = clock();
+    await assert.rejects(createJetStreamPublisher(nobody.js, time).publish('msgtrace.events.x', event, 'k'), /jetstream is not enabled/);
+    assert.deepEqual(time.waits, [250, 500, 1000, 2000], 'within the 5 s no-responders budget');
   });
 });

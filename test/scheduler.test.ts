@@ -245,20 +245,43 @@ describe('enabled inputs', () => {
 });
 
 describe('input scheduler on a simulated clock', () => {
+  test('a fresh input runs at once, for the latest tick at or before now, with that tick\'s window', async () => {
+    const h = startInput({ startAtMs: at('2026-03-02T10:07:00Z'), input: { interval: 15 } });
+    await settle();
+    assert.equal(h.fake.runs.length, 1, 'no wait for the first tick');
+    const first = h.fake.runs[0]!;
+    assert.equal(iso(first.startedAtMs), '2026-03-02T10:07:00.000Z');
+    assert.equal(iso(first.scheduledForMs), '2026-03-02T10:00:00.000Z');
+    // startDate/endDate at the tick (10:00), not at the wall clock (10:07).
+    assert.deepEqual(first.window, { startMs: at('2026-03-02T07:00:00Z'), endMs: at('2026-03-02T08:00:00Z') });
+    assert.equal(first.resumeFrom, undefined);
+    await h.advance(8 * MIN); // 10:15: -2h@h is still 08:00, nothing new
+    assert.equal(h.fake.runs.length, 1);
+    await h.advance(45 * MIN); // 11:00: the next hour, contiguous with the first
+    assert.equal(h.fake.runs.length, 2);
+    assert.deepEqual(h.fake.runs[1]!.window, { startMs: at('2026-03-02T08:00:00Z'), endMs: at('2026-03-02T09:00:00Z') });
+  });
+
+  test('a fresh input started exactly on a tick runs that tick at once', async () => {
+    const h = startInput({ startAtMs: at('2026-03-02T10:15:00Z'), input: { interval: 15, startDate: '-15m', endDate: 'now' } });
+    await settle();
+    assert.deepEqual(
+      h.fake.runs.map((r) => [iso(r.scheduledForMs), r.window]),
+      [['2026-03-02T10:15:00.000Z', { startMs: at('2026-03-02T10:00:00Z'), endMs: at('2026-03-02T10:15:00Z') }]],
+    );
+  });
+
   test('24 h of hourly runs: contiguous windows from the scheduled time, one per tick', async () => {
     const h = startInput({ startAtMs: at('2026-03-02T10:07:00Z') });
-    await settle();
-    assert.equal(h.fake.runs.length, 0, 'a fresh input waits for its first tick');
     await h.advance(24 * HOUR);
     const runs = h.fake.runs;
-    assert.equal(runs.length, 24);
+    assert.equal(runs.length, 25, 'the run owed at start, then one per tick');
     assertContiguous(runs.map((r) => r.window));
-    assert.equal(iso(runs[0]!.scheduledForMs), '2026-03-02T11:00:00.000Z');
-    assert.deepEqual(runs[0]!.window, { startMs: at('2026-03-02T08:00:00Z'), endMs: at('2026-03-02T09:00:00Z') });
-    for (const run of runs) {
-      assert.equal(run.startedAtMs, run.scheduledForMs, 'an idle input starts the run on its tick');
-      assert.equal(run.window.endMs, evaluateTimeExpression('-2h@h', run.scheduledForMs));
-    }
+    assert.equal(iso(runs[0]!.scheduledForMs), '2026-03-02T10:00:00.000Z');
+    assert.equal(iso(runs[1]!.scheduledForMs), '2026-03-02T11:00:00.000Z');
+    assert.deepEqual(runs[1]!.window, { startMs: at('2026-03-02T08:00:00Z'), endMs: at('2026-03-02T09:00:00Z') });
+    for (const run of runs) assert.equal(run.window.endMs, evaluateTimeExpression('-2h@h', run.scheduledForMs));
+    for (const run of runs.slice(1)) assert.equal(run.startedAtMs, run.scheduledForMs, 'an idle input starts the run on its tick');
     assert.equal(h.fake.maxRunning, 1);
   });
 
@@ -270,9 +293,10 @@ describe('input scheduler on a simulated clock', () => {
     });
     await h.advance(24 * HOUR);
     const runs = h.fake.runs;
-    assert.equal(runs.length, 96);
+    assert.equal(runs.length, 97, 'the 00:00 run at start, then 96 ticks');
     assertContiguous(runs.map((r) => r.window));
-    assert.deepEqual(runs[0]!.window, { startMs: at('2026-03-02T00:00:00Z') - 5 * MIN, endMs: at('2026-03-02T00:10:00Z') });
+    assert.deepEqual(runs[0]!.window, { startMs: at('2026-03-02T00:00:00Z') - 20 * MIN, endMs: at('2026-03-02T00:00:00Z') - 5 * MIN });
+    assert.deepEqual(runs[1]!.window, { startMs: at('2026-03-02T00:00:00Z') - 5 * MIN, endMs: at('2026-03-02T00:10:00Z') });
     assert.equal(h.fake.maxRunning, 1);
   });
 
@@ -292,17 +316,18 @@ describe('input scheduler on a simulated clock', () => {
     const h = startInput({
       startAtMs: at('2026-03-02T10:07:00Z'),
       input: { interval: 15, startDate: '-20m@m', endDate: '-5m@m' },
-      durationFor: (_, index) => (index === 0 ? 20 * MIN : 0),
+      durationFor: (_, index) => (index === 1 ? 20 * MIN : 0),
     });
     await h.advance(45 * MIN); // until 10:52
     const runs = h.fake.runs;
-    assert.equal(runs.length, 3);
-    // 10:15 runs until 10:35; 10:30 comes due meanwhile and runs at 10:35 with the window of 10:30.
-    assert.equal(iso(runs[0]!.scheduledForMs), '2026-03-02T10:15:00.000Z');
-    assert.equal(iso(runs[1]!.scheduledForMs), '2026-03-02T10:30:00.000Z');
-    assert.equal(iso(runs[1]!.startedAtMs), '2026-03-02T10:35:00.000Z');
-    assert.deepEqual(runs[1]!.window, { startMs: at('2026-03-02T10:10:00Z'), endMs: at('2026-03-02T10:25:00Z') });
-    assert.equal(iso(runs[2]!.scheduledForMs), '2026-03-02T10:45:00.000Z');
+    assert.equal(runs.length, 4);
+    // 10:00 runs at start; 10:15 runs until 10:35; 10:30 comes due meanwhile and runs at 10:35 with the window of 10:30.
+    assert.equal(iso(runs[0]!.scheduledForMs), '2026-03-02T10:00:00.000Z');
+    assert.equal(iso(runs[1]!.scheduledForMs), '2026-03-02T10:15:00.000Z');
+    assert.equal(iso(runs[2]!.scheduledForMs), '2026-03-02T10:30:00.000Z');
+    assert.equal(iso(runs[2]!.startedAtMs), '2026-03-02T10:35:00.000Z');
+    assert.deepEqual(runs[2]!.window, { startMs: at('2026-03-02T10:10:00Z'), endMs: at('2026-03-02T10:25:00Z') });
+    assert.equal(iso(runs[3]!.scheduledForMs), '2026-03-02T10:45:00.000Z');
     assertContiguous(runs.map((r) => r.window));
     assert.equal(h.fake.maxRunning, 1);
   });
@@ -311,24 +336,25 @@ describe('input scheduler on a simulated clock', () => {
     const h = startInput({
       startAtMs: at('2026-03-02T10:14:00Z'),
       input: { interval: 15, startDate: '-15m', endDate: 'now' },
-      durationFor: (_, index) => (index === 0 ? 50 * MIN : 0),
+      durationFor: (_, index) => (index === 1 ? 50 * MIN : 0),
     });
     await h.advance(HOUR + 6 * MIN); // until 11:20
     const runs = h.fake.runs;
     assert.equal(h.fake.maxRunning, 1);
-    // 10:15 runs until 11:05; 10:30, 10:45, 11:00 fold into one pending run (the latest tick).
+    // 10:00 runs at start; 10:15 runs until 11:05; 10:30, 10:45, 11:00 fold into one pending run (the latest tick).
     const pending = h.emitted.filter((e) => e.type === 'scheduler.runPending');
     assert.equal(pending.length, 3);
     assert.deepEqual(
       runs.map((r) => [iso(r.scheduledForMs), iso(r.startedAtMs)]),
       [
+        ['2026-03-02T10:00:00.000Z', '2026-03-02T10:14:00.000Z'],
         ['2026-03-02T10:15:00.000Z', '2026-03-02T10:15:00.000Z'],
         ['2026-03-02T11:00:00.000Z', '2026-03-02T11:05:00.000Z'],
         ['2026-03-02T11:15:00.000Z', '2026-03-02T11:15:00.000Z'],
       ],
     );
     assertContiguous(runs.map((r) => r.window));
-    assert.equal(runs[1]!.window.endMs, at('2026-03-02T11:00:00Z'));
+    assert.equal(runs[2]!.window.endMs, at('2026-03-02T11:00:00Z'));
   });
 
   test('a 3-hour outage is caught up at start, oldest first, in chunks no wider than maxWindow, before new windows', async () => {
@@ -389,14 +415,17 @@ describe('input scheduler on a simulated clock', () => {
       input: { interval: 15, startDate: '-15m', endDate: 'now' },
       outcomeFor: (_, index) => (index === 0 ? 'failed' : 'done'),
     });
-    await h.advance(8 * MIN); // 10:15 fails
+    await settle(); // the 10:00 run at start fails
     assert.equal(h.fake.runs.length, 1);
     assert.equal(h.fake.runs[0]!.outcome, 'failed');
+    assert.deepEqual(h.fake.runs[0]!.window, { startMs: at('2026-03-02T09:45:00Z'), endMs: at('2026-03-02T10:00:00Z') });
     const ended = h.emitted.find((e) => e.type === 'scheduler.jobEnded');
     assert.equal(ended?.type === 'scheduler.jobEnded' && ended.state, 'failed');
-    await h.advance(15 * MIN); // 10:30 retries
+    await h.advance(7 * MIN); // 10:14: still no retry
+    assert.equal(h.fake.runs.length, 1);
+    await h.advance(MIN); // 10:15 retries
     assert.equal(h.fake.runs.length, 2);
-    assert.deepEqual(h.fake.runs[1]!.window, { startMs: at('2026-03-02T10:00:00Z'), endMs: at('2026-03-02T10:30:00Z') });
+    assert.deepEqual(h.fake.runs[1]!.window, { startMs: at('2026-03-02T09:45:00Z'), endMs: at('2026-03-02T10:15:00Z') });
   });
 
   test('a job that failed mid-window is resumed at its saved page by the next tick, then catch-up continues', async () => {
@@ -427,19 +456,20 @@ describe('input scheduler on a simulated clock', () => {
       input: { interval: 15, startDate: '-15m', endDate: 'now' },
       outcomeFor: (_, index) => (index === 0 ? 'reject' : 'done'),
     });
-    await h.advance(8 * MIN);
+    await settle(); // the 10:00 run at start rejects
     const ended = h.emitted.find((e) => e.type === 'scheduler.jobEnded');
     assert.ok(ended?.type === 'scheduler.jobEnded' && ended.state === 'failed' && /NATS connection/.test(ended.error ?? ''));
     const loadsAfterFailure = h.fake.loads;
-    await h.advance(15 * MIN);
+    await h.advance(8 * MIN);
     assert.equal(h.fake.runs.length, 2);
     assert.ok(h.fake.loads > loadsAfterFailure);
-    assert.equal(h.fake.runs[1]!.window.startMs, at('2026-03-02T10:00:00Z'));
+    assert.equal(h.fake.runs[1]!.window.startMs, at('2026-03-02T09:45:00Z'));
   });
 
   test('scheduler.stop while waiting: stopped at once, no more runs', async () => {
     const h = startInput({ startAtMs: at('2026-03-02T10:07:00Z'), input: { interval: 15 } });
     await settle();
+    assert.equal(h.fake.runs.length, 1, 'the run owed at start');
     assert.equal(h.actor.getSnapshot().value, 'waiting');
     h.actor.send({ type: 'scheduler.stop' });
     assert.equal(h.actor.getSnapshot().status, 'done');
@@ -450,7 +480,7 @@ describe('input scheduler on a simulated clock', () => {
       nextRunAtMs: null,
     });
     await h.advance(HOUR);
-    assert.equal(h.fake.runs.length, 0);
+    assert.equal(h.fake.runs.length, 1);
   });
 
   test('scheduler.stop while running: waits for the job to end, takes no new work, then stops', async () => {
@@ -459,14 +489,14 @@ describe('input scheduler on a simulated clock', () => {
       input: { interval: 15, startDate: '-15m', endDate: 'now' },
       durationFor: () => 40 * MIN,
     });
-    await h.advance(10 * MIN); // 10:15 job running until 10:55
+    await h.advance(MIN); // 10:08: the 10:00 job runs from 10:07 until 10:47
     assert.deepEqual(h.actor.getSnapshot().value, { collecting: 'running' });
     h.actor.send({ type: 'scheduler.stop' });
     assert.deepEqual(h.actor.getSnapshot().value, { collecting: 'stopping' });
-    await h.advance(30 * MIN); // 10:47: the 10:30 and 10:45 ticks pass
+    await h.advance(38 * MIN); // 10:46: the 10:15, 10:30 and 10:45 ticks pass
     assert.deepEqual(h.actor.getSnapshot().value, { collecting: 'stopping' });
     assert.equal(h.emitted.filter((e) => e.type === 'scheduler.runPending').length, 0);
-    await h.advance(10 * MIN); // the job ends at 10:55
+    await h.advance(MIN); // the job ends at 10:47
     assert.equal(h.actor.getSnapshot().value, 'stopped');
     assert.equal(h.fake.runs.length, 1);
     assert.equal(h.fake.runs[0]!.outcome, 'done');
@@ -507,9 +537,7 @@ describe('scheduler (all inputs)', () => {
     const events: InputSchedulerEmitted[] = [];
     onInputSchedulerEvents(actor, (event) => events.push(event));
     assert.deepEqual(Object.keys(actor.getSnapshot().children).sort(), ['input:a', 'input:c']);
-    await settle();
-    clock.increment(8 * MIN); // 10:15
-    await settle();
+    await settle(); // fresh inputs run the 10:00 tick at once
     assert.deepEqual([...ran].sort(), ['a', 'c']);
     assert.deepEqual(
       new Set(events.filter((e) => e.type === 'scheduler.jobStarted').map((e) => e.inputId)),

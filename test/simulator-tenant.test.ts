@@ -126,4 +126,11 @@ describe('simulator tenant', () => {
     assert.ok(old.every((r) => r.receivedMs >= asOf - dayMs && r.receivedMs <= asOf));
     assert.ok(short.truth(asOf - 2 * dayMs, asOf - dayMs - 1, asOf).length === 0);
   });
+  it('never repeats a record key, even over 100,000 rows (trace ids are unique by construction)', () => {
+    const busy = createTenant({ seed: 505, recordsPerHour: 55_000 });
+    const end = Math.floor(asOf / hourMs) * hourMs - 30 * hourMs;
+    const rows = busy.truth(end - 2 * hourMs, end, asOf);
+    assert.ok(rows.length > 100_000, `expected > 100,000 rows, got ${rows.length}`);
+    assert.equal(new Set(rows.map((row) => recordKey(row))).size, rows.length);
+  });
 });

@@ -5,9 +5,78 @@ import { splitInternalFields } from '../../streams/internal-fields.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { NatsError } from './nats-error.ts';
 
+/** Defaults of the publish retry; see `JetStreamPublisherOptions`. */
+export const defaultPublishRetry = {
+  timeoutMs: 5000,
+  /**
+   * Five minutes: a nats-server restart, a leader election or a full disk
+   * being cleared takes seconds to a few minutes. The publisher waits that
+   * long (and with it the page, and so the fetching of further pages) rather
+   * than failing the job at the first hiccup; past it, the page fails, the
+   * checkpoint stays where it was and the next run re-reads the page.
+   */
+  retryForMs: 5 * 60 * 1000,
+  /**
+   * "No responders" means nobody answered the publish subject: JetStream
+   * still recovering right after a restart, or — far more often — no stream
+   * captures the subject, which no wait fixes. It is retried only briefly.
+   */
+  noRespondersRetryForMs: 5000,
+  initialBackoffMs: 250,
+  maxBackoffMs: 5000,
+} as const;
+
+/** One retried publish, for the log (never holds the payload). */
+export interface PublishRetry {
+  readonly subject: string;
+  readonly msgId: string;
+  /** 1 for the first retry. */
+  readonly attempt: number;
+  /** Why the previous attempt did not get an ack. */
+  readonly reason: string;
+  readonly delayMs: number;
+}
+
 export interface JetStreamPublisherOptions {
-  /** How long to wait for JetStream's ack; default 5 s. */
+  /** How long to wait for JetStream's ack on one attempt; default 5 s. */
   readonly timeoutMs?: number;
+  /** Total time a publish keeps being retried before the page fails; default 5 min (0 = no retry). */
+  readonly retryForMs?: number;
+  /** Total time a "no responders" answer is retried; default 5 s. */
+  readonly noRespondersRetryForMs?: number;
+  /** First backoff delay, doubled per retry up to `maxBackoffMs`; defaults 250 ms and 5 s. */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Called before each retry (the composition root logs it). */
+  readonly onRetry?: (retry: PublishRetry) => void;
+  /** Injected clock and delay (tests); default the real ones. */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * What a failed publish attempt means for the next one:
+ * - `retry`: the ack may still come on another attempt — it timed out (the
+ *   server is down, paused or restarting; the client buffers while it
+ *   reconnects), the request was cut by a disconnect, or JetStream said it
+ *   is temporarily unavailable (HTTP-like status 503);
+ * - `retryBriefly`: nobody answered (see `noRespondersRetryForMs`);
+ * - `fail`: the connection is closed or draining, a permission is missing,
+ *   the stream refused the message — retrying cannot help.
+ */
+export type PublishFailureKind = 'retry' | 'retryBriefly' | 'fail';
+
+export function classifyPublishError(error: unknown): PublishFailureKind {
+  const name = (error as { name?: unknown })?.name;
+  if (name === 'TimeoutError' || name === 'ConnectionError') return 'retry';
+  if (name === 'JetStreamNotEnabled' || name === 'NoResponders') return 'retryBriefly';
+  if (name === 'RequestError') {
+    const noResponders = typeof (error as { isNoResponders?: unknown }).isNoResponders === 'function'
+      && (error as { isNoResponders: () => boolean }).isNoResponders();
+    return noResponders ? 'retryBriefly' : 'retry';
+  }
+  if (name === 'JetStreamApiError' && (error as { status?: unknown }).status === 503) return 'retry';
+  return 'fail';
 }
 
 /**
@@ -30,14 +99,30 @@ function headerValueOf(value: unknown): string | undefined {
   return text.replace(/[\r\n]+/g, ' ');
 }
 
+const realSleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+
 /**
  * The JetStream side of `EventPublisher`: the payload is the event's JSON
  * without `__` fields, `Nats-Msg-Id` is the record's stable key (so a
  * re-read page is recognised and reported as `duplicate`), and the promise
  * settles only on JetStream's ack — the checkpoint relies on it.
+ *
+ * A publish without an ack is retried with the SAME payload, headers and
+ * `Nats-Msg-Id`, with exponential backoff, until `retryForMs` has passed.
+ * That is safe because of the msgID: when the first attempt was stored and
+ * only its ack was lost (a timeout, a restart between store and ack), the
+ * retry is answered `duplicate: true` instead of storing the event twice.
+ * While a publish waits, its page does not settle, so the job fetches no
+ * further pages (the stream's backpressure).
  */
 export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPublisherOptions = {}): EventPublisher {
-  const timeout = opts.timeoutMs ?? 5000;
+  const timeout = opts.timeoutMs ?? defaultPublishRetry.timeoutMs;
+  const retryForMs = opts.retryForMs ?? defaultPublishRetry.retryForMs;
+  const noRespondersRetryForMs = Math.min(retryForMs, opts.noRespondersRetryForMs ?? defaultPublishRetry.noRespondersRetryForMs);
+  const initialBackoffMs = opts.initialBackoffMs ?? defaultPublishRetry.initialBackoffMs;
+  const maxBackoffMs = opts.maxBackoffMs ?? defaultPublishRetry.maxBackoffMs;
+  const now = opts.now ?? Date.now;
+  const sleep = opts.sleep ?? realSleep;
   return {
     async publish(subject: string, event: TraceEvent, msgId: string): Promise<PublishAck> {
       const { payload, internal } = splitInternalFields(event);
@@ -46,11 +131,28 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
         const text = headerValueOf(value);
         if (text !== undefined) headers.set(headerNameOf(field), text);
       }
-      try {
-        const ack = await js.publish(subject, JSON.stringify(payload), { msgID: msgId, headers, timeout });
-        return { duplicate: ack.duplicate };
-      } catch (cause) {
-        throw new NatsError(`JetStream did not acknowledge an event on ${subject}: ${(cause as Error).message} — is a stream capturing this subject, and is the server reachable?`, { cause });
+      const data = JSON.stringify(payload);
+      const startedAt = now();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const ack = await js.publish(subject, data, { msgID: msgId, headers, timeout });
+          return { duplicate: ack.duplicate };
+        } catch (cause) {
+          const kind = classifyPublishError(cause);
+          const reason = `${(cause as Error)?.name ?? 'Error'}: ${(cause as Error)?.message ?? String(cause)}`;
+          const delayMs = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 20));
+          const budget = kind === 'retry' ? retryForMs : kind === 'retryBriefly' ? noRespondersRetryForMs : -1;
+          const elapsed = now() - startedAt;
+          if (budget < 0 || elapsed + delayMs > budget) {
+            const tried = attempt === 0 ? '' : ` (after ${attempt + 1} attempts over ${Math.round(elapsed / 1000)} s)`;
+            throw new NatsError(
+              `JetStream did not acknowledge an event on ${subject}${tried}: ${reason} — is a stream capturing this subject, and is the server reachable?`,
+              { cause },
+            );
+          }
+          opts.onRetry?.({ subject, msgId, attempt: attempt + 1, reason, delayMs });
+          await sleep(delayMs);
+        }
       }
     },
   };

@@ -118,6 +118,8 @@ export function createGraphPageSource(deps: PageSourceDeps): PageSource {
   return {
     async fetchPage(req: PageRequest): Promise<PageResult> {
       const url = req.cursor.kind === 'next' ? req.cursor.link : graphFirstPageUrl(deps.url, req.window, deps.pageSize);
+      // Room in the tenant's quota first, then the header: a long wait must not outlive the token.
+      const ticket = await deps.budget?.acquire();
       const auth = await readAuthorization(deps.authorizationHeader);
       if (!auth.ok) return auth.result;
       const result = await exchange({
@@ -131,6 +133,7 @@ export function createGraphPageSource(deps: PageSourceDeps): PageSource {
         timeoutMs: deps.requestTimeoutMs,
         apiName,
       });
+      ticket?.settle();
       if (result.kind === 'result') return result.result;
       return classifyGraphResponse(result.response, url, deps.now);
     },

@@ -3,6 +3,7 @@ import { apiDialectOf } from '../../config/api-dialect.ts';
 import { MsgtraceError, errorCodes } from '../../errors/msgtrace-error.ts';
 import type { PageRequest, PageResult } from '../../machines/collect-job.types.ts';
 import { createGraphPageSource } from './graph-page-source.ts';
+import type { RequestBudget } from './request-budget.ts';
 import { createRwsPageSource } from './rws-page-source.ts';
 
 /**
@@ -30,6 +31,12 @@ export interface PageSourceDeps {
   readonly requestTimeoutMs: number;
   /** The injected clock, for Retry-After HTTP dates. */
   readonly now: () => number;
+  /**
+   * The tenant's request budget, acquired before every request (retries
+   * included) so the job paces itself under the API's quota instead of
+   * meeting it as 429s. Graph only: RWS documents no quota.
+   */
+  readonly budget?: RequestBudget;
 }
 
 /** Picks the dialect from the URL (case-insensitive path match). */

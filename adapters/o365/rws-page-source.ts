@@ -51,7 +51,11 @@ export function rwsFirstPageUrl(url: string, window: JobWindow, pageSize: number
 export function normaliseRwsDate(value: unknown): unknown {
   if (typeof value !== 'string') return value;
   const msDate = /^\/Date\((-?\d+)(?:[+-]\d{4})?\)\/$/.exec(value);
-  if (msDate) return new Date(Number(msDate[1])).toISOString();
+  if (msDate) {
+    // Out of Date's range (±8.64e15 ms): kept as sent rather than thrown on.
+    const date = new Date(Number(msDate[1]));
+    return Number.isNaN(date.getTime()) ? value : date.toISOString();
+  }
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value)) return `${value}Z`;
   return value;
 }

@@ -1,0 +1,161 @@
+/**
+ * Client-side pacing under Microsoft Graph's message-trace quota: 100
+ * requests per ROLLING 5 minutes per tenant (API.md §1), shared by every job
+ * that reads that tenant. Hammering into the quota costs a 429 and a
+ * Retry-After per request over it — and Cribl's semantics ignore a
+ * Retry-After over 20 s, so an unpaced collector backs off too early and
+ * burns its retry limit. Waiting for room before sending costs nothing.
+ */
+
+import type { InputConfig } from '../../config/schema.ts';
+import { cloudEndpoints } from './clouds.ts';
+
+export interface RequestBudgetOptions {
+  /** Requests allowed in any window of `windowMs`. */
+  readonly limit: number;
+  readonly windowMs: number;
+  /** The injected clock (ms). */
+  readonly now: () => number;
+  /** Resolves after `ms`; injected so tests advance a simulated clock instead of waiting. */
+  readonly sleep: (ms: number) => Promise<void>;
+}
+
+/** One admitted request. */
+export interface RequestTicket {
+  /**
+   * The response arrived: count the request from now instead of from when it
+   * was admitted. The server logs a request somewhere between the two, so
+   * counting from the later instant keeps the client's window behind the
+   * server's whatever the latency (a first request's TLS handshake, say) —
+   * the margin that makes "exactly `limit`" safe without lowering `limit`.
+   */
+  settle(): void;
+}
+
+export interface RequestBudget {
+  /**
+   * Resolves at once while fewer than `limit` requests were admitted in the
+   * last `windowMs`; otherwise when the oldest leaves the window. Callers are
+   * admitted in the order they asked (FIFO), so two inputs on one tenant
+   * share the quota instead of one starving the other.
+   */
+  acquire(): Promise<RequestTicket>;
+}
+
+/**
+ * A sliding log — the instant of every request still in the window — the
+ * same shape as Graph's (and the simulator's) limiter, so "rolling" is
+ * modelled exactly where fixed buckets would admit up to twice the limit
+ * around a bucket edge.
+ */
+export function createRequestBudget(options: RequestBudgetOptions): RequestBudget {
+  const { limit, windowMs, now, sleep } = options;
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`request budget limit must be an integer ≥ 1, got ${limit}`);
+  if (!(windowMs > 0)) throw new RangeError(`request budget window must be > 0 ms, got ${windowMs}`);
+  /** Ascending by instant; an entry's instant moves forward when its ticket settles. */
+  const log: Array<{ at: number }> = [];
+  const waiting: Array<(ticket: RequestTicket) => void> = [];
+  let pumping = false;
+
+  const prune = (at: number) => {
+    // A request counted at t occupies (t, t + window]; at t + window it has left.
+    log.sort((a, b) => a.at - b.at);
+    while (log.length > 0 && log[0]!.at + windowMs <= at) log.shift();
+  };
+
+  const admit = (at: number): RequestTicket => {
+    const entry = { at };
+    log.push(entry);
+    return {
+      settle() {
+        entry.at = Math.max(entry.at, now());
+      },
+    };
+  };
+
+  /** Admits waiters in order; only one pump runs, so the queue order is the admission order. */
+  async function pump(): Promise<void> {
+    pumping = true;
+    try {
+      while (waiting.length > 0) {
+        const at = now();
+        prune(at);
+        if (log.length < limit) {
+          waiting.shift()!(admit(at));
+          continue;
+        }
+        await sleep(Math.max(1, log[0]!.at + windowMs - at));
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  return {
+    acquire() {
+      return new Promise<RequestTicket>((resolve) => {
+        waiting.push(resolve);
+        if (!pumping) void pump();
+      });
+    },
+  };
+}
+
+/** Where budgets live: one per key for the life of the registry. */
+export interface RequestBudgetRegistry {
+  /**
+   * The budget of `key`, created with `options` on first use. Later callers
+   * share it as created: inputs reading one tenant are expected to configure
+   * the same quota, and one tenant has one quota whatever the inputs say.
+   */
+  budgetFor(key: string, options: RequestBudgetOptions): RequestBudget;
+}
+
+export function createRequestBudgetRegistry(): RequestBudgetRegistry {
+  const budgets = new Map<string, RequestBudget>();
+  return {
+    budgetFor(key, options) {
+      let budget = budgets.get(key);
+      if (budget === undefined) budgets.set(key, (budget = createRequestBudget(options)));
+      return budget;
+    },
+  };
+}
+
+/**
+ * The key of a tenant's quota: the login host and tenant id name the tenant
+ * (the same id may exist in two clouds), the API host names whose quota it is.
+ */
+export function requestBudgetKey(parts: { readonly loginHost: string; readonly tenantId: string; readonly apiHost: string }): string {
+  return `${parts.loginHost.toLowerCase()}|${parts.tenantId.toLowerCase()}|${parts.apiHost.toLowerCase()}`;
+}
+
+const processBudgets = createRequestBudgetRegistry();
+
+/** The process-wide registry: every job of this process shares its tenant's budget. */
+export function requestBudgetFor(key: string, options: RequestBudgetOptions): RequestBudget {
+  return processBudgets.budgetFor(key, options);
+}
+
+/** Real-time waiting for production; tests inject a simulated clock's sleep instead. */
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The budget an input's page requests draw from: its tenant's, keyed by
+ * login host, tenant id and API host, with the input's `requestQuota`;
+ * undefined when the input is unpaced (`requestQuota` null — RWS by default).
+ */
+export function requestBudgetForInput(
+  input: Pick<InputConfig, 'url' | 'planType' | 'loginUrl' | 'tenantId' | 'requestQuota'>,
+  deps: { readonly now: () => number; readonly registry?: RequestBudgetRegistry; readonly sleep?: (ms: number) => Promise<void> },
+): RequestBudget | undefined {
+  const quota = input.requestQuota;
+  if (quota === null) return undefined;
+  const key = requestBudgetKey({
+    loginHost: cloudEndpoints(input.planType, input.loginUrl ? { loginUrl: input.loginUrl } : {}).loginHost,
+    tenantId: input.tenantId ?? '(no tenant)',
+    apiHost: new URL(input.url).host,
+  });
+  const options = { limit: quota.limit, windowMs: quota.windowS * 1000, now: deps.now, sleep: deps.sleep ?? realSleep };
+  return (deps.registry ?? processBudgets).budgetFor(key, options);
+}

@@ -1,0 +1,82 @@
+/**
+ * The bench's own nats-server: the project's nats.conf on free loopback
+ * ports with a temporary store, so a bench never touches a developer's
+ * server or its streams, and every measured run starts from an empty events
+ * stream (JetStream dedupes by Nats-Msg-Id across the whole stream, so a
+ * second run of the same records would otherwise be "duplicates" and skew
+ * the numbers).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../adapters/nats/nats-connection.ts';
+import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
+import { startLocalNatsServer, type LocalNatsServer } from '../adapters/nats/local-nats-server.ts';
+
+export const projectNatsConf = fileURLToPath(new URL('../nats.conf', import.meta.url));
+
+/** nats.conf's collector user (local-demo credentials, loopback only). */
+export const collectorUser = { user: 'msgtrace', pass: 'msgtrace-local' } as const;
+
+/** The stream the bench publishes into (the default events stream). */
+export const benchStream = { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] } as const;
+
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => done(port));
+    });
+  });
+}
+
+export interface BenchNats {
+  readonly server: LocalNatsServer;
+  readonly nc: NatsConnection;
+  /** Deletes the events stream (messages and dedupe state) and creates it afresh. */
+  freshStream(): Promise<void>;
+  /** Messages currently stored in the events stream. */
+  storedCount(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startBenchNats(): Promise<BenchNats> {
+  const workDir = await mkdtemp(join(tmpdir(), 'msgtrace-bench-nats-'));
+  const server = await startLocalNatsServer({
+    configFile: projectNatsConf,
+    workDir,
+    port: await freePort(),
+    monitorPort: await freePort(),
+    websocketPort: await freePort(),
+  });
+  // msgtrace's own connection options, so the baseline uses the very client the pipeline uses.
+  const nc = await connectNats({ servers: [server.url], user: collectorUser.user, password: collectorUser.pass });
+  const jsm = await jetstreamManager(nc);
+  return {
+    server,
+    nc,
+    async freshStream() {
+      try {
+        await jsm.streams.delete(benchStream.name);
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError)) throw error;
+      }
+      await ensureEventsStream(jsm, benchStream);
+    },
+    async storedCount() {
+      return (await jsm.streams.info(benchStream.name)).state.messages;
+    },
+    async close() {
+      await nc.close();
+      await server.stop();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}

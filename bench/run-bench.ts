@@ -1,0 +1,166 @@
+/**
+ * `npm run bench` — issue 6's benchmark: msgtrace against the physical
+ * limits of this machine, every row measured in the same run, with its own
+ * nats-server (project nats.conf, free ports, temporary store) and simulator
+ * processes. Prints a table; `--json` prints one JSON object instead;
+ * `--quick` is a smaller smoke form (the keys stay, the row counts shrink and
+ * are reported beside them); `--throughput-only` runs row 1 alone (for
+ * iterating on the pipeline). Progress goes to stderr.
+ */
+import { cpus, platform, release, totalmem } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { benchConfig, benchConfigDocument } from './bench-config.ts';
+import { startBenchNats } from './bench-nats.ts';
+import { benchBackfill } from './backfill-bench.ts';
+import type { BenchReport } from './bench-report.types.ts';
+import { formatBenchTable } from './bench-table.ts';
+import { median, prepareCollectProcess } from './collect-process-bench.ts';
+import { startSimulatorProcess } from './simulator-process.ts';
+import { benchThroughput } from './throughput-bench.ts';
+
+const hourMs = 3_600_000;
+const dayMs = 24 * hourMs;
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const asJson = args.has('--json');
+const throughputOnly = args.has('--throughput-only');
+const known = new Set(['--quick', '--json', '--throughput-only']);
+for (const arg of args) {
+  if (!known.has(arg)) {
+    process.stderr.write(`unknown option ${arg}; usage: npm run bench [-- --json] [-- --quick] [-- --throughput-only]\n`);
+    process.exit(2);
+  }
+}
+
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+/** Sizes of the full and the quick form. */
+const sizes = quick
+  ? { recordsPerHour: 100_000, throughputRows: 20_000, memorySmall: 10_000, memoryLarge: 50_000, emptyRuns: 3, repeats: 1 }
+  : { recordsPerHour: 500_000, throughputRows: 200_000, memorySmall: 100_000, memoryLarge: 1_000_000, emptyRuns: 5, repeats: 1 };
+
+/**
+ * Backfill: 7 days at Graph's quota (100 / 300 s) time-compressed ×10 (→ 30 s)
+ * and 500 ms per page, $top 1000. ~1270 rows/h → ~214 pages: more than two
+ * quota windows' worth, so the quota-bound ideal is 2 × 30 s + 0.5 s and the
+ * naive way ≥ 214 × 0.5 s. Quick: the quota ×100 and 100 ms pages.
+ */
+const backfillScenario = quick
+  ? { recordsPerHour: 300, pageSize: 1000, pageLatencyMs: 100, quota: { limit: 20, windowS: 300, timeScale: 100 }, concurrency: 8, parts: 16 }
+  : { recordsPerHour: 1270, pageSize: 1000, pageLatencyMs: 500, quota: { limit: 100, windowS: 300, timeScale: 10 }, concurrency: 8, parts: 16 };
+
+function rowsWindow(endMs: number, rows: number, recordsPerHour: number) {
+  return { startMs: endMs - Math.round((rows / recordsPerHour) * hourMs), endMs };
+}
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  // Windows end 26 h ago on the hour: past the simulator's late-row horizon (24 h), so every run sees the same rows.
+  const settledEndMs = Math.floor(Date.now() / hourMs) * hourMs - 26 * hourMs;
+  log('starting nats-server and simulator');
+  const nats = await startBenchNats();
+  const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour });
+  const emptySim = await startSimulatorProcess({ seed: 6, recordsPerHour: 0 });
+  try {
+    log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);
+    const input = benchConfig(
+      benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 } } }),
+    ).inputs[0]!;
+    const throughput = await benchThroughput({
+      nats,
+      input,
+      caPem: await readFile(sim.description.caFile, 'utf8'),
+      window: rowsWindow(settledEndMs, sizes.throughputRows, sizes.recordsPerHour),
+      repeats: sizes.repeats,
+    });
+    log(`  pipeline ${throughput.pipeline.toFixed(0)}/s, baseline ${throughput.baseline.toFixed(0)}/s`);
+    if (throughputOnly) {
+      // For iterating on the pipeline: row 1 alone.
+      process.stdout.write(`${JSON.stringify({ throughput })}\n`);
+      return;
+    }
+
+    const collect = await prepareCollectProcess(sim, nats, 5000);
+    log(`memory: msgtrace collect over ${sizes.memorySmall} rows`);
+    const small = await collect.run(rowsWindow(settledEndMs, sizes.memorySmall, sizes.recordsPerHour));
+    log(`  ${small.maxRssMb.toFixed(1)} MB in ${(small.wallMs / 1000).toFixed(1)} s; ${sizes.memoryLarge} rows`);
+    const large = await collect.run(rowsWindow(settledEndMs, sizes.memoryLarge, sizes.recordsPerHour));
+    log(`  ${large.maxRssMb.toFixed(1)} MB in ${(large.wallMs / 1000).toFixed(1)} s`);
+    await collect.close();
+
+    const emptyCollect = await prepareCollectProcess(emptySim, nats, 1000);
+    const emptyMs: number[] = [];
+    for (let i = 0; i < sizes.emptyRuns; i++) emptyMs.push((await emptyCollect.run({ startMs: settledEndMs - hourMs, endMs: settledEndMs })).wallMs);
+    await emptyCollect.close();
+    log(`empty run: ${emptyMs.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+
+    log(`backfill: 7 days, ${backfillScenario.concurrency} jobs on ${backfillScenario.parts} sub-windows, then the naive way`);
+    const backfill = await benchBackfill(
+      { seed: 9, ...backfillScenario, range: { startMs: settledEndMs - 7 * dayMs, endMs: settledEndMs } },
+      nats,
+    );
+    log(`  measured ${backfill.measuredS.toFixed(1)} s (ideal ${backfill.idealS.toFixed(1)} s), naive ${backfill.naiveS.toFixed(1)} s`);
+
+    const report: BenchReport = {
+      throughput: {
+        pipeline: Math.round(throughput.pipeline),
+        baseline: Math.round(throughput.baseline),
+        ratio: round(throughput.ratio, 3),
+        events: throughput.events,
+        pageSize: 5000,
+        maxInFlight: 128,
+        pipelineS: round(throughput.pipelineS, 2),
+        baselineS: round(throughput.baselineS, 2),
+      },
+      memory: {
+        rss100kMb: round(small.maxRssMb, 1),
+        rss1mMb: round(large.maxRssMb, 1),
+        rowsSmall: sizes.memorySmall,
+        rowsLarge: sizes.memoryLarge,
+        wallSmallS: round(small.wallMs / 1000, 2),
+        wallLargeS: round(large.wallMs / 1000, 2),
+      },
+      backfill: {
+        idealS: round(backfill.idealS, 2),
+        measuredS: round(backfill.measuredS, 2),
+        ratio: round(backfill.ratio, 3),
+        naiveS: round(backfill.naiveS, 2),
+        throttledPct: round(backfill.throttledPct, 2),
+        speedup: round(backfill.speedup, 2),
+        requests: backfill.requests,
+        requestsNeeded: backfill.requestsNeeded,
+        naiveThrottledPct: round(backfill.naiveThrottledPct, 2),
+        quotaBoundS: round(backfill.quotaBoundS, 2),
+        latencyBoundS: round(backfill.latencyBoundS, 2),
+        concurrency: backfill.concurrency,
+        subWindows: backfill.subWindows,
+        events: backfill.events,
+      },
+      emptyRunMs: Math.round(median(emptyMs)),
+      quick,
+      totalS: round((performance.now() - began) / 1000, 1),
+      machine: {
+        cpu: cpus()[0]?.model.trim() ?? 'unknown',
+        cores: cpus().length,
+        memoryGb: round(totalmem() / 2 ** 30, 1),
+        node: process.version,
+        os: `${platform()} ${release()}`,
+      },
+    };
+    process.stdout.write(asJson ? `${JSON.stringify(report)}\n` : `${formatBenchTable(report)}\n`);
+  } finally {
+    await Promise.all([sim.close(), emptySim.close()]);
+    await nats.close();
+  }
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

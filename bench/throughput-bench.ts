@@ -1,0 +1,119 @@
+/**
+ * Row 1: pipeline throughput against a baseline on the same machine, client,
+ * stream and in-flight window.
+ *
+ * - pipeline: `runCollectJob` end to end — token, Graph pages over HTTPS from
+ *   the simulator process, the job statechart, the RxJS stream and the real
+ *   JetStream publisher (Nats-Msg-Id, headers, acks). Events/s over the whole
+ *   job's wall time.
+ * - baseline: the same records already in memory, pre-serialised exactly as
+ *   the publisher does it (captured by running the same publisher against a
+ *   recording JetStream client), published by a bare loop keeping the same
+ *   number of publishes in flight. It is the physical limit of this client +
+ *   server; the ratio says how much msgtrace costs on top of it.
+ *
+ * Each timed run starts on a fresh stream so Nats-Msg-Id dedupe of an
+ * earlier run never turns publishes into cheap "duplicate" acks.
+ */
+import type { JetStreamClient, JetStreamPublishOptions } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import { createDispatcher } from '../adapters/http/dispatcher.ts';
+import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
+import type { InputConfig } from '../config/schema.ts';
+import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { defaultMaxInFlight } from '../streams/job-pipeline.ts';
+import type { EventPublisher } from '../streams/event-publisher.types.ts';
+import type { BenchNats } from './bench-nats.ts';
+
+export interface CapturedPublish {
+  readonly subject: string;
+  readonly data: string;
+  readonly options: Partial<JetStreamPublishOptions>;
+}
+
+export interface ThroughputResult {
+  readonly events: number;
+  readonly pipeline: number;
+  readonly baseline: number;
+  readonly ratio: number;
+  readonly pipelineS: number;
+  readonly baselineS: number;
+}
+
+export interface ThroughputDeps {
+  readonly nats: BenchNats;
+  readonly input: InputConfig;
+  readonly caPem: string;
+  readonly window: { readonly startMs: number; readonly endMs: number };
+  readonly maxInFlight?: number;
+  /** Timed runs of each side; the best of each is reported (default 1). */
+  readonly repeats?: number;
+}
+
+/** A JetStream client that only records what it was asked to publish. */
+function recordingJetStream(into: CapturedPublish[]): JetStreamClient {
+  const client = {
+    async publish(subject: string, data: string, options: Partial<JetStreamPublishOptions> = {}) {
+      into.push({ subject, data, options });
+      return { duplicate: false, seq: into.length, stream: 'capture', domain: undefined };
+    },
+  };
+  return client as unknown as JetStreamClient;
+}
+
+async function collectOnce(deps: ThroughputDeps, publisher: EventPublisher, jobId: string): Promise<{ events: number; seconds: number }> {
+  const dispatcher = createDispatcher({ caPem: deps.caPem });
+  try {
+    const started = performance.now();
+    const summary = await runCollectJob(
+      { input: deps.input, secrets: [], dispatcher, publisher, maxInFlight: deps.maxInFlight ?? defaultMaxInFlight },
+      { jobId, window: deps.window },
+    );
+    const seconds = (performance.now() - started) / 1000;
+    if (summary.state !== 'done') throw new Error(`bench collect ended ${summary.state}: ${summary.error}`);
+    return { events: summary.events + summary.duplicates, seconds };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** The minimal publisher: a fixed number of workers, each awaiting its own ack before the next publish. */
+async function publishAll(js: JetStreamClient, messages: readonly CapturedPublish[], maxInFlight: number): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < messages.length) {
+      const message = messages[next++]!;
+      await js.publish(message.subject, message.data, message.options);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: Math.min(maxInFlight, messages.length) }, worker));
+  return (performance.now() - started) / 1000;
+}
+
+export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputResult> {
+  const maxInFlight = deps.maxInFlight ?? defaultMaxInFlight;
+  const repeats = deps.repeats ?? 1;
+  // Capture run (untimed): fetches the records and serialises them the publisher's way; also warms the JIT.
+  const captured: CapturedPublish[] = [];
+  await collectOnce(deps, createJetStreamPublisher(recordingJetStream(captured)), 'bench-capture');
+  const js = jetstream(deps.nats.nc);
+  let baselineS = Infinity;
+  let pipelineS = Infinity;
+  let events = 0;
+  for (let run = 0; run < repeats; run++) {
+    await deps.nats.freshStream();
+    baselineS = Math.min(baselineS, await publishAll(js, captured, maxInFlight));
+    const stored = await deps.nats.storedCount();
+    if (stored !== captured.length) throw new Error(`baseline stored ${stored} of ${captured.length} messages`);
+    await deps.nats.freshStream();
+    const pipeline = await collectOnce(deps, createJetStreamPublisher(js), `bench-pipeline-${run}`);
+    pipelineS = Math.min(pipelineS, pipeline.seconds);
+    events = pipeline.events;
+    const storedByPipeline = await deps.nats.storedCount();
+    if (storedByPipeline !== captured.length) throw new Error(`pipeline stored ${storedByPipeline} of ${captured.length} messages`);
+  }
+  const pipeline = events / pipelineS;
+  const baseline = captured.length / baselineS;
+  return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS };
+}
