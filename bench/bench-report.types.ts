@@ -7,6 +7,8 @@ export interface BenchReport {
     readonly events: number;
     readonly pageSize: number;
     readonly maxInFlight: number;
+    /** The pipeline row runs with the input option `readAhead` on (one page fetched while the previous is published). */
+    readonly readAhead: boolean;
     readonly pipelineS: number;
     readonly baselineS: number;
   };

@@ -172,6 +172,14 @@ export const InputSchema = z
      * set. `limit: 0` turns pacing off. Read as `{ limit, windowS } | null`.
      */
     requestQuota: RequestQuotaSchema.optional(),
+    /**
+     * Fetch the next page while the current one is being published (one page
+     * of read-ahead; memory stays bounded at two pages). Off by default: the
+     * job then fetches a page only after JetStream acknowledged every event
+     * of the previous one, the strictest backpressure. Turn on for backfills
+     * where fetch latency, not publishing, is the bottleneck.
+     */
+    readAhead: z.boolean().default(false),
   })
   .transform((input) => ({
     ...input,

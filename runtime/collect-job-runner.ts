@@ -75,8 +75,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     env,
     requestTimeoutMs,
   });
-  // One page of read-ahead: fetching page k + 1 overlaps publishing page k (issue 6 profile).
-  const pageSource = prefetchNextPage(createPageSource({
+  const directSource = createPageSource({
     url: input.url,
     dispatcher: deps.dispatcher,
     authorizationHeader: () => tokenSource.authorizationHeader(),
@@ -84,7 +83,9 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     requestTimeoutMs,
     now,
     budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now }),
-  }));
+  });
+  // `readAhead`: fetching page k + 1 overlaps publishing page k; otherwise a page is fetched only after the previous one is acked.
+  const pageSource = input.readAhead ? prefetchNextPage(directSource) : directSource;
   // Compiled before the first request, so a broken expression fails the job at once.
   const compiled = compileFields(input.metadata);
   const deliver = deliverPageThroughPipeline(

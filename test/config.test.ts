@@ -79,6 +79,7 @@ describe('config defaults', () => {
     assert.equal(parsed.subject, 'msgtrace.events.trace');
     assert.equal(parsed.pageSize, 1000);
     assert.equal(parsed.maxEventBytes, 51_200);
+    assert.equal(parsed.readAhead, false, "strict backpressure unless asked: a page is fetched only after the previous one is acked");
     assert.deepEqual(result.config.nats, {
       servers: ['nats://127.0.0.1:4222'],
       eventsStream: { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] },
