@@ -1,0 +1,128 @@
+/**
+ * Scheduled collection composed in-process (runtime/scheduled-collection.ts)
+ * against the simulator and a real nats-server: the paths the process-level
+ * tests cannot aim at precisely — a saved page link that the API no longer
+ * accepts, and the checkpoint's compare-and-set guarding an input against a
+ * second writer.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createDispatcher } from '../adapters/http/dispatcher.ts';
+import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
+import { validateConfig } from '../config/load-config.ts';
+import type { MsgtraceConfig } from '../config/schema.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
+import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+
+const hourMs = 3_600_000;
+const endMs = Math.floor(Date.now() / hourMs) * hourMs - 27 * hourMs;
+const window = { startMs: endMs - hourMs, endMs };
+
+describe('scheduled collection (in-process composition)', () => {
+  let nats: TestNatsServer;
+  let sim: TestSimulator;
+  let nc: NatsConnection;
+  let checkpoints: CheckpointStore;
+  let config: MsgtraceConfig;
+  const logLines: Array<Record<string, unknown>> = [];
+
+  before(async () => {
+    [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 31, recordsPerHour: 3000 })]);
+    nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    checkpoints = await createCheckpointStore(nc);
+    const d = sim.describe();
+    const validated = validateConfig({
+      nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
+      inputs: [
+        {
+          id: 'expired',
+          type: 'office365_msg_trace',
+          url: d.graphUrl,
+          loginUrl: d.url,
+          authType: 'oauth',
+          tenantId: d.tenantId,
+          clientId: d.clientId,
+          clientSecret: d.clientSecret,
+          pageSize: 500,
+          interval: 1,
+          startDate: new Date(window.startMs).toISOString(),
+          endDate: new Date(window.endMs).toISOString(),
+        },
+      ],
+    });
+    assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
+    config = validated.config;
+  });
+
+  after(async () => {
+    await nc?.close();
+    await Promise.all([nats?.close(), sim?.close()]);
+  });
+
+  it('re-reads a window from its first page when the saved page link is refused, and ends with exactly the ground truth', async () => {
+    // A checkpoint as a crashed run would leave it, but with a link the API no longer accepts.
+    const staleLink = `${sim.describe().graphUrl}?$skiptoken=expired-or-tampered`;
+    await checkpoints.save(
+      {
+        inputId: 'expired',
+        completedUntilMs: null,
+        inProgress: { jobId: 'crashed-job', window, cursor: { kind: 'next', link: staleLink }, page: 7 },
+        updatedAtMs: Date.now(),
+      },
+      0,
+    );
+    const logger = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk, _encoding, done) {
+          for (const line of String(chunk).split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+          done();
+        },
+      }),
+    });
+    const dispatcher = createDispatcher({ caPem: sim.caPem });
+    const collection = await startScheduledCollection({ config, nc, dispatcher, logger, branch: null });
+    try {
+      const completed = await waitFor(
+        async () => {
+          const { checkpoint } = await checkpoints.load('expired');
+          return checkpoint?.completedUntilMs === window.endMs ? checkpoint : undefined;
+        },
+        'the window to complete',
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(completed.inProgress, null);
+    } finally {
+      await collection.stop('test over');
+      await dispatcher.close();
+    }
+
+    const started = logLines.filter((line) => line.msg === 'job started');
+    assert.equal(started[0]?.resume, 7, 'the run first resumed at the saved page');
+    assert.ok(
+      logLines.some((line) => line.msg === 'the saved page link was refused; re-reading the window from its first page'),
+      'it said why it re-read the window',
+    );
+    const ended = logLines.find((line) => line.msg === 'job ended');
+    assert.equal(ended?.state, 'done', JSON.stringify(ended));
+
+    const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+    const ids = await storedMsgIds(nc, 'msgtrace.events.expired');
+    assert.equal(new Set(ids).size, ids.length, 'no duplicates');
+    assert.deepEqual([...ids].sort(), [...truth].sort());
+  });
+
+  it('refuses to overwrite a checkpoint another writer moved (compare-and-set)', async () => {
+    const { checkpoint, revision } = await checkpoints.load('expired');
+    assert.ok(checkpoint);
+    // A second collector on the same input advances the checkpoint first…
+    await checkpoints.save({ ...checkpoint, updatedAtMs: Date.now() }, revision);
+    // …so a write based on the old revision is refused, not silently lost.
+    await assert.rejects(checkpoints.save({ ...checkpoint, completedUntilMs: 0, updatedAtMs: Date.now() }, revision), /checkpoint/i);
+  });
+});
