@@ -180,6 +180,16 @@ export const InputSchema = z
      * where fetch latency, not publishing, is the bottleneck.
      */
     readAhead: z.boolean().default(false),
+    /**
+     * A catch-up (a window wider than two intervals: after an outage, or an
+     * input's first backfill) is cut into sub-windows collected by up to this
+     * many concurrent jobs, sharing the tenant's request budget; its
+     * checkpoint is then the start of the oldest unfinished sub-window (a
+     * restart re-reads the sub-windows in flight, dedupe drops the repeats).
+     * Default 1: one job, pages in order, and a restart resumes at the exact
+     * saved page.
+     */
+    backfillConcurrency: z.number().int().min(1, 'must be 1..16').max(16, 'must be 1..16').default(1),
   })
   .transform((input) => ({
     ...input,

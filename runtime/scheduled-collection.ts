@@ -9,13 +9,15 @@ import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs } from '../adapters/nats/job-records.ts';
 import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
-import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
+import type { CollectJobEmitted, CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { inputSchedulerMachine, type RunJobInput, type RunJobOutput } from '../machines/input-scheduler.machine.ts';
 import { onInputSchedulerEvents, schedulerMachine } from '../machines/scheduler.machine.ts';
 import type { Checkpoint } from '../machines/scheduler.types.ts';
+import type { JobWindow } from '../machines/collect-job.types.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import { runCollectJob } from './collect-job-runner.ts';
 import { createJobTracker } from './job-tracker.ts';
+import { runConcurrentBackfill } from './concurrent-backfill.ts';
 import { inputLogger } from './logger.ts';
 
 export interface ScheduledCollectionDeps {
@@ -78,7 +80,65 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     onRetry: (retry) => logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
   });
   const inputsById = new Map(config.inputs.map((input) => [input.id, input]));
-  const running = new Map<string, AbortController>();
+  /** Graceful stop reaches every window in progress, whether one job's or a catch-up's sub-windows'. */
+  const shutdown = new AbortController();
+
+  /** One collection job with its record, its cancel service and its log lines; `onPage` sees every acked page. */
+  async function runTrackedJob(
+    input: InputConfig,
+    job: { jobId: string; window: JobWindow; scheduledForMs: number; resumeFrom?: RunJobInput['resumeFrom']; signal: AbortSignal },
+    onPage: (event: Extract<CollectJobEmitted, { type: 'job.page' }>) => void,
+  ): Promise<CollectJobSummary> {
+    const log = inputLogger(logger, input);
+    const tracker = createJobTracker({
+      records,
+      bus,
+      now,
+      kind: 'scheduled',
+      inputId: input.id,
+      jobId: job.jobId,
+      window: job.window,
+      scheduledForMs: job.scheduledForMs,
+      onWriteError: (error) => log.warn({ err: (error as Error).message }, 'job record not written'),
+    });
+    const abort = new AbortController();
+    const onOuterAbort = () => abort.abort(job.signal.reason);
+    job.signal.addEventListener('abort', onOuterAbort, { once: true });
+    if (job.signal.aborted) abort.abort(job.signal.reason);
+    const cancelService = bus.serveCancel(job.jobId, () => {
+      abort.abort('cancelled with msgtrace jobs cancel');
+    });
+    try {
+      log.info({ jobId: job.jobId, window: windowText(job.window), resume: job.resumeFrom?.page ?? null }, 'job started');
+      const summary = await runCollectJob(
+        { input, secrets: config.secrets, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
+        {
+          jobId: job.jobId,
+          window: job.window,
+          resumeFrom: job.resumeFrom ? { cursor: job.resumeFrom.cursor, page: job.resumeFrom.page } : undefined,
+          signal: abort.signal,
+          onState: (state) => {
+            tracker.onState(state);
+            log.debug({ jobId: job.jobId, state }, 'job state');
+          },
+          onEmitted: (event) => {
+            tracker.onEmitted(event);
+            if (event.type === 'job.warning') log.warn({ jobId: job.jobId }, event.message);
+            if (event.type !== 'job.page') return;
+            log.debug({ jobId: job.jobId, page: event.page, published: event.published, duplicates: event.duplicates }, 'page delivered');
+            onPage(event);
+          },
+        },
+      );
+      await tracker.finish(summary);
+      const level = summary.state === 'done' ? 'info' : 'error';
+      log[level]({ jobId: job.jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, retries: summary.retries, error: summary.error }, 'job ended');
+      return summary;
+    } finally {
+      job.signal.removeEventListener('abort', onOuterAbort);
+      cancelService.unsubscribe();
+    }
+  }
 
   async function runWindow(request: RunJobInput): Promise<RunJobOutput> {
     const input = inputsById.get(request.inputId) as InputConfig;
@@ -89,6 +149,8 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     let saveFailure: unknown = null;
     let saving = Promise.resolve();
     const abort = new AbortController();
+    const onShutdown = () => abort.abort(shutdown.signal.reason);
+    shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     const save = (next: Omit<Checkpoint, 'inputId' | 'updatedAtMs'>) => {
       const value: Checkpoint = { inputId: input.id, ...next, updatedAtMs: now() };
       saving = saving.then(async () => {
@@ -105,73 +167,73 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
       });
       return saving;
     };
+    const withSaveFailure = (summary: CollectJobSummary): CollectJobSummary =>
+      saveFailure === null ? summary : { ...summary, state: 'failed', error: `checkpoint not saved: ${(saveFailure as Error).message}` };
 
+    /** One job over the whole window, checkpointing the next page's link after every acked page. */
     const attempt = async (resumeFrom: RunJobInput['resumeFrom']): Promise<CollectJobSummary> => {
       await save({
         completedUntilMs,
         inProgress: { jobId, window: request.window, cursor: resumeFrom?.cursor ?? { kind: 'first' }, page: resumeFrom?.page ?? 1 },
       });
-      const tracker = createJobTracker({
-        records,
-        bus,
-        now,
-        kind: 'scheduled',
-        inputId: input.id,
-        jobId,
-        window: request.window,
-        scheduledForMs: request.scheduledForMs,
-        onWriteError: (error) => log.warn({ err: (error as Error).message }, 'job record not written'),
+      const summary = await runTrackedJob(input, { jobId, window: request.window, scheduledForMs: request.scheduledForMs, resumeFrom, signal: abort.signal }, (event) => {
+        void save(
+          event.next === null
+            ? { completedUntilMs: request.window.endMs, inProgress: null }
+            : { completedUntilMs, inProgress: { jobId, window: request.window, cursor: event.next, page: event.page + 1 } },
+        );
       });
-      const summary = await runCollectJob(
-        { input, secrets: config.secrets, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
-        {
-          jobId,
-          window: request.window,
-          resumeFrom: resumeFrom ? { cursor: resumeFrom.cursor, page: resumeFrom.page } : undefined,
-          signal: abort.signal,
-          onState: (state) => {
-            tracker.onState(state);
-            log.debug({ jobId, state }, 'job state');
-          },
-          onEmitted: (event) => {
-            tracker.onEmitted(event);
-            if (event.type === 'job.warning') log.warn({ jobId }, event.message);
-            if (event.type !== 'job.page') return;
-            log.debug({ jobId, page: event.page, published: event.published, duplicates: event.duplicates }, 'page delivered');
-            void save(
-              event.next === null
-                ? { completedUntilMs: request.window.endMs, inProgress: null }
-                : { completedUntilMs, inProgress: { jobId, window: request.window, cursor: event.next, page: event.page + 1 } },
-            );
-          },
-        },
-      );
       await saving;
-      const final = saveFailure === null ? summary : { ...summary, state: 'failed' as const, error: `checkpoint not saved: ${(saveFailure as Error).message}` };
-      await tracker.finish(final);
-      return final;
+      return withSaveFailure(summary);
     };
 
-    running.set(jobId, abort);
-    const cancelService = bus.serveCancel(jobId, () => {
-      abort.abort('cancelled with msgtrace jobs cancel');
-    });
+    /**
+     * A catch-up (a window wider than two intervals, nothing to resume):
+     * sub-windows collected concurrently, sharing the tenant's request
+     * budget. The checkpoint is the start of the oldest unfinished
+     * sub-window, so a crash re-reads at most the sub-windows in flight
+     * (dedupe removes what was already stored) and never skips one.
+     */
+    const backfill = async (): Promise<CollectJobSummary> => {
+      await save({ completedUntilMs: completedUntilMs ?? request.window.startMs, inProgress: null });
+      let part = 0;
+      const result = await runConcurrentBackfill(
+        {
+          concurrency: input.backfillConcurrency,
+          runJob: (window) =>
+            runTrackedJob(input, { jobId: `${jobId}-${++part}`, window, scheduledForMs: request.scheduledForMs, signal: abort.signal }, () => undefined),
+          onCheckpoint: (checkpointMs) => void save({ completedUntilMs: checkpointMs, inProgress: null }),
+        },
+        request.window,
+      );
+      if (result.state === 'done') void save({ completedUntilMs: request.window.endMs, inProgress: null });
+      await saving;
+      const state = result.state === 'done' ? 'done' : abort.signal.aborted ? 'cancelled' : 'failed';
+      return withSaveFailure({ state, pages: result.pages, events: result.events, duplicates: result.duplicates, retries: result.retries, error: result.error });
+    };
+
+    const catchUp =
+      request.resumeFrom === undefined &&
+      input.backfillConcurrency > 1 &&
+      request.window.endMs - request.window.startMs > 2 * input.interval * 60_000;
+    let summary: CollectJobSummary;
     try {
-      log.info({ jobId, window: windowText(request.window), resume: request.resumeFrom?.page ?? null }, 'job started');
-      let summary = await attempt(request.resumeFrom);
-      if (summary.state === 'failed' && request.resumeFrom && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
-        // A saved page link can expire. Re-reading the window from its first
-        // page is safe: JetStream drops what was already stored by Nats-Msg-Id.
-        log.warn({ jobId, error: summary.error }, 'the saved page link was refused; re-reading the window from its first page');
-        summary = await attempt(undefined);
+      if (catchUp) {
+        log.info({ window: windowText(request.window), concurrency: input.backfillConcurrency }, 'catching up: sub-windows collected concurrently');
+        summary = await backfill();
+      } else {
+        summary = await attempt(request.resumeFrom);
+        if (summary.state === 'failed' && request.resumeFrom && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
+          // A saved page link can expire. Re-reading the window from its first
+          // page is safe: JetStream drops what was already stored by Nats-Msg-Id.
+          log.warn({ jobId, error: summary.error }, 'the saved page link was refused; re-reading the window from its first page');
+          summary = await attempt(undefined);
+        }
       }
-      const level = summary.state === 'done' ? 'info' : 'error';
-      log[level]({ jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, retries: summary.retries, error: summary.error }, 'job ended');
-      return { summary, checkpoint: checkpoint ?? { inputId: input.id, completedUntilMs, inProgress: null, updatedAtMs: now() } };
     } finally {
-      cancelService.unsubscribe();
-      running.delete(jobId);
+      shutdown.signal.removeEventListener('abort', onShutdown);
     }
+    return { summary, checkpoint: checkpoint ?? { inputId: input.id, completedUntilMs, inProgress: null, updatedAtMs: now() } };
   }
 
   const scheduler = createActor(
@@ -200,7 +262,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     stopped,
     async stop(reason) {
       scheduler.send({ type: 'scheduler.stop' });
-      for (const abort of running.values()) abort.abort(reason);
+      shutdown.abort(reason);
       await stopped;
     },
   };
