@@ -25,7 +25,7 @@ import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import type { FaultRule, QuotaPlan } from '../simulator/fault-plan.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const dayMs = 24 * hourMs;
@@ -83,22 +83,13 @@ describe('API faults: the simulator breaks, the job survives or fails clearly', 
   }
 
   function inputFor(overrides: Record<string, unknown>): InputConfig {
-    const d = sim.describe();
     const validated = validateConfig({
       inputs: [
-        {
-          id: 'faults',
-          type: 'office365_msg_trace',
-          url: d.graphUrl,
-          loginUrl: d.url,
-          authType: 'oauth',
-          tenantId: d.tenantId,
-          clientId: d.clientId,
-          clientSecret: d.clientSecret,
+        graphInput(sim, 'faults', {
           pageSize: 100,
           ...overrides,
           retryRules: { ...fastRetries, ...(overrides.retryRules as object | undefined) },
-        },
+        }),
       ],
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));

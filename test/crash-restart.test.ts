@@ -14,9 +14,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { request } from 'undici';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { createJobRecordStore } from '../adapters/nats/job-records.ts';
-import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { spawnMsgtrace, storedCount, storedMsgIds, waitFor } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const inputId = 'crash';
@@ -50,26 +50,17 @@ describe('crash: SIGKILL mid-window, restart, exact ground truth', () => {
     nc = await connect({ servers: nats.url, ...natsUsers.collector });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-crash-'));
     configFile = join(workDir, 'msgtrace.json');
-    const d = sim.describe();
     await writeFile(
       configFile,
       JSON.stringify({
-        nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
+        nats: collectorNatsConfig(nats),
         inputs: [
-          {
-            id: inputId,
-            type: 'office365_msg_trace',
-            url: d.graphUrl,
-            loginUrl: d.url,
-            authType: 'oauth',
-            tenantId: d.tenantId,
-            clientId: d.clientId,
-            clientSecret: d.clientSecret,
+          graphInput(sim, inputId, {
             pageSize,
             interval: 1,
             startDate: new Date(window.startMs).toISOString(),
             endDate: new Date(window.endMs).toISOString(),
-          },
+          }),
         ],
       }),
     );

@@ -18,9 +18,9 @@ import { request } from 'undici';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { createJobRecordStore, type JobRecordStore } from '../adapters/nats/job-records.ts';
 import type { Checkpoint, JobRecord } from '../machines/scheduler.types.ts';
-import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { projectRoot, spawnMsgtrace, storedCount, storedMsgIds, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const inputId = 'graceful';
@@ -91,26 +91,17 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-graceful-'));
     configFile = join(workDir, 'msgtrace.json');
     env = { NODE_EXTRA_CA_CERTS: sim.caFile };
-    const d = sim.describe();
     await writeFile(
       configFile,
       JSON.stringify({
-        nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
+        nats: collectorNatsConfig(nats),
         inputs: [
-          {
-            id: inputId,
-            type: 'office365_msg_trace',
-            url: d.graphUrl,
-            loginUrl: d.url,
-            authType: 'oauth',
-            tenantId: d.tenantId,
-            clientId: d.clientId,
-            clientSecret: d.clientSecret,
+          graphInput(sim, inputId, {
             pageSize,
             interval: 1,
             startDate: new Date(window.startMs).toISOString(),
             endDate: new Date(window.endMs).toISOString(),
-          },
+          }),
         ],
       }),
     );

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
@@ -27,7 +27,8 @@ import { connectNatsWithRetry } from '../runtime/connect-nats-with-retry.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { freePort, natsUsers, projectNatsConf, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { storedMsgIds } from './support/msgtrace-process.ts';
 
 const cli = fileURLToPath(new URL('../cli/msgtrace.mjs', import.meta.url));
 const hourMs = 3_600_000;
@@ -36,37 +37,6 @@ const hourMs = 3_600_000;
 function settledWindow(hours: number, endHoursAgo: number): { startMs: number; endMs: number } {
   const endMs = Math.floor(Date.now() / hourMs) * hourMs - endHoursAgo * hourMs;
   return { startMs: endMs - hours * hourMs, endMs };
-}
-
-/** Every Nats-Msg-Id stored on `subject`, read with an ordered consumer. */
-async function storedMsgIds(nc: NatsConnection, subject: string): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
-  const stream = await jsm.streams.find(subject);
-  const info = await jsm.streams.info(stream, { subjects_filter: subject });
-  const expected = info.state.subjects?.[subject] ?? 0;
-  const ids: string[] = [];
-  if (expected === 0) return ids;
-  const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-  for await (const message of await consumer.consume()) {
-    ids.push(message.headers?.get('Nats-Msg-Id') ?? '');
-    if (ids.length === expected) break;
-  }
-  return ids;
-}
-
-function graphInput(sim: TestSimulator, id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const d = sim.describe();
-  return {
-    id,
-    type: 'office365_msg_trace',
-    url: d.graphUrl,
-    loginUrl: d.url,
-    authType: 'oauth',
-    tenantId: d.tenantId,
-    clientId: d.clientId,
-    clientSecret: d.clientSecret,
-    ...extra,
-  };
 }
 
 const sampleEvent: TraceEvent = { _time: 1763632800, id: 'fault-1', recipientAddress: 'r@contoso.com', status: 'delivered', __jobId: 'faults' };

@@ -11,7 +11,7 @@ import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { validateConfig } from '../config/load-config.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 
@@ -65,20 +65,11 @@ describe('HTTPS_PROXY', () => {
     process.env.HTTPS_PROXY = proxy.url;
     process.env.NO_PROXY = '';
     const dispatcher = createDispatcher({ caPem: sim.caPem });
-    const d = sim.describe();
     const validated = validateConfig({
       inputs: [
-        {
-          id: 'proxied',
-          type: 'office365_msg_trace',
-          url: d.graphUrl,
-          loginUrl: d.url,
-          authType: 'oauth',
-          tenantId: d.tenantId,
-          clientId: d.clientId,
-          clientSecret: d.clientSecret,
+        graphInput(sim, 'proxied', {
           pageSize: 400,
-        },
+        }),
       ],
     });
     assert.ok(validated.ok);

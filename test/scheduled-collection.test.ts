@@ -15,9 +15,9 @@ import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
-import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const endMs = Math.floor(Date.now() / hourMs) * hourMs - 27 * hourMs;
@@ -35,24 +35,15 @@ describe('scheduled collection (in-process composition)', () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 31, recordsPerHour: 3000 })]);
     nc = await connect({ servers: nats.url, ...natsUsers.collector });
     checkpoints = await createCheckpointStore(nc);
-    const d = sim.describe();
     const validated = validateConfig({
-      nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
+      nats: collectorNatsConfig(nats),
       inputs: [
-        {
-          id: 'expired',
-          type: 'office365_msg_trace',
-          url: d.graphUrl,
-          loginUrl: d.url,
-          authType: 'oauth',
-          tenantId: d.tenantId,
-          clientId: d.clientId,
-          clientSecret: d.clientSecret,
+        graphInput(sim, 'expired', {
           pageSize: 500,
           interval: 1,
           startDate: new Date(window.startMs).toISOString(),
           endDate: new Date(window.endMs).toISOString(),
-        },
+        }),
       ],
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
@@ -118,26 +109,17 @@ describe('scheduled collection (in-process composition)', () => {
   });
 
   it('catches up a wide window with concurrent sub-windows (backfillConcurrency) and ends with exactly the ground truth', async () => {
-    const d = sim.describe();
     const range = { startMs: window.startMs - 12 * hourMs, endMs: window.startMs };
     const validated = validateConfig({
-      nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
+      nats: collectorNatsConfig(nats),
       inputs: [
-        {
-          id: 'catchup',
-          type: 'office365_msg_trace',
-          url: d.graphUrl,
-          loginUrl: d.url,
-          authType: 'oauth',
-          tenantId: d.tenantId,
-          clientId: d.clientId,
-          clientSecret: d.clientSecret,
+        graphInput(sim, 'catchup', {
           pageSize: 1000,
           interval: 1,
           backfillConcurrency: 4,
           startDate: new Date(range.startMs).toISOString(),
           endDate: new Date(range.endMs).toISOString(),
-        },
+        }),
       ],
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));

@@ -55,3 +55,8 @@ export async function startTestNatsServer(options: { extraConfig?: string } = {}
   };
   return launch();
 }
+
+/** The `nats` config section for a server from nats.conf, as the collector user. */
+export function collectorNatsConfig(server: Pick<TestNatsServer, 'url'>): { servers: string; user: string; password: string } {
+  return { servers: server.url, user: natsUsers.collector.user, password: natsUsers.collector.pass };
+}

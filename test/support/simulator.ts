@@ -65,3 +65,22 @@ export async function fetchTruthKeys(
   const body = (await response.body.json()) as { keys: string[] };
   return body.keys;
 }
+
+/**
+ * A raw Graph input (as a user would write it) signing in to this simulator
+ * with the registered app's client secret; `extra` adds or overrides keys.
+ */
+export function graphInput(simulator: Pick<TestSimulator, 'describe'>, id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const d = simulator.describe();
+  return {
+    id,
+    type: 'office365_msg_trace',
+    url: d.graphUrl,
+    loginUrl: d.url,
+    authType: 'oauth',
+    tenantId: d.tenantId,
+    clientId: d.clientId,
+    clientSecret: d.clientSecret,
+    ...extra,
+  };
+}
