@@ -34,6 +34,26 @@ function waitForShutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** How long a graceful stop may take before msgtrace exits anyway. */
+const shutdownGraceMs = 30_000;
+
+/** True when `work` settled (either way) within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = work.then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<boolean>((done) => {
+    timer = setTimeout(() => done(false), ms);
+  });
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function gitBranch(): string | null {
   try {
     return execFileSync('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -106,15 +126,24 @@ export function runCommand(): Command {
       }
       const signal = await Promise.race([waitForShutdownSignal(), collection.stopped.then(() => null)]);
       logger.info({ signal }, 'stopping: no new runs, cancelling running jobs, saving checkpoints');
-      await collection.stop(`shutdown (${signal ?? 'scheduler stopped'})`);
-      try {
-        await nc.drain();
-      } catch (error) {
-        // The server went first (it was stopped, or lost): nothing left to flush.
-        logger.warn({ err: (error as Error).message }, 'NATS connection was already gone at shutdown');
+      // Bounded: with NATS gone, a checkpoint or record write can only time
+      // out; the checkpoint then stays at the last page it did save, which a
+      // restart resumes (re-reads are deduplicated).
+      const stoppedInTime = await settlesWithin(collection.stop(`shutdown (${signal ?? 'scheduler stopped'})`), shutdownGraceMs);
+      if (!stoppedInTime) {
+        logger.warn({ afterMs: shutdownGraceMs }, 'jobs did not stop in time (is NATS reachable?); exiting with the last saved checkpoints');
+      }
+      await settlesWithin(nc.drain(), 5_000);
+      if (!nc.isClosed()) {
+        // The server went first (stopped, or lost): nothing left to flush, and
+        // a connection still reconnecting would keep the process alive.
+        logger.warn('NATS connection could not be drained (server gone?); closing it');
+        await nc.close().catch(() => undefined);
       }
       await dispatcher.close();
       await environment?.stop();
       logger.info('stopped');
+      // Whatever still waits on a vanished NATS (a publish retry, a timer) must not keep the process alive.
+      if (!stoppedInTime) process.exit(0);
     });
 }

@@ -147,6 +147,12 @@ function classifyMsalError(error: unknown, lastTransportError: unknown, secrets:
   if (status !== undefined && (status === 429 || status >= 500)) {
     return { status: 'retryable', cause: { kind: 'http', httpStatus: status }, reason: `Entra ID answered HTTP ${status}: ${code}: ${description}` };
   }
+  // MSAL remembers a 429/5xx with Retry-After and, until it passes, refuses
+  // the next request itself with a ServerError whose errorCode is only the
+  // AADSTS numbers ("90033") and no status: the same transient answer.
+  if (status === undefined && /^\d+( \d+)*$/.test(code)) {
+    return { status: 'retryable', cause: { kind: 'http', httpStatus: 503 }, reason: `Entra ID asked to wait before retrying (AADSTS${code}): ${description}` };
+  }
   if (transientErrorCodes.has(code)) {
     return { status: 'retryable', cause: { kind: 'http', httpStatus: status ?? 503 }, reason: `Entra ID is unavailable: ${code}: ${description}` };
   }
