@@ -17,6 +17,7 @@
 import { type OperatorFunction, mergeMap } from 'rxjs';
 import type { JobWindow } from '../machines/collect-job.types.ts';
 import { eventTimeOf } from './event-time.ts';
+import { jsonBytesAtMost } from './json-size-bound.ts';
 import type { PageOfRows, TraceEvent } from './trace-event.types.ts';
 
 /** Cribl's default maximum event size, in bytes. */
@@ -28,15 +29,29 @@ export interface BreakOptions {
   readonly maxEventBytes: number;
 }
 
-/** Turns one row into an event; pure, so the operator and tests share it. */
+/**
+ * The `_time` breaking gives a row: its receive time, or the window start
+ * when it has none (see above). Exported so the pipeline can find a page's
+ * last in-window row without breaking every row twice.
+ */
+export function rowTime(row: Readonly<Record<string, unknown>>, window: JobWindow): number {
+  return eventTimeOf(row) ?? window.startMs / 1000;
+}
+
+/** Whether the row's JSON exceeds `maxEventBytes`; serialises only rows the size bound cannot clear. */
+export function isOversize(row: Readonly<Record<string, unknown>>, maxEventBytes: number): boolean {
+  if (maxEventBytes <= 0 || jsonBytesAtMost(row, maxEventBytes)) return false;
+  return Buffer.byteLength(JSON.stringify(row), 'utf8') > maxEventBytes;
+}
+
+/** Turns one row into an event (one new object; the row is not touched); pure, so the operator, the pipeline and tests share it. */
 export function breakRow(row: Readonly<Record<string, unknown>>, options: BreakOptions): TraceEvent {
   const time = eventTimeOf(row);
-  const oversize =
-    options.maxEventBytes > 0 && Buffer.byteLength(JSON.stringify(row), 'utf8') > options.maxEventBytes;
-  const event: TraceEvent = { ...row, _time: time ?? options.window.startMs / 1000 };
-  if (oversize) return { ...event, __isBroken: true, __brokenReason: 'oversize' };
-  if (time === null) return { ...event, __isBroken: true, __brokenReason: 'time' };
-  return event;
+  const _time = time ?? options.window.startMs / 1000;
+  // One object per row whatever the verdict: no copy of a copy.
+  if (isOversize(row, options.maxEventBytes)) return { ...row, _time, __isBroken: true, __brokenReason: 'oversize' };
+  if (time === null) return { ...row, _time, __isBroken: true, __brokenReason: 'time' };
+  return { ...row, _time };
 }
 
 /** Page → its events, in the page's row order. */

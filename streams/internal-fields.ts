@@ -55,22 +55,47 @@ function markLastFinal(): MonoTypeOperatorFunction<TraceEvent> {
   );
 }
 
-/** Adds every internal field to the events of one page. */
-export function addInternalFields(
+/** The internal fields every event of one page shares: computed once per page, not per event. */
+export type PageInternalFields = Pick<InternalFields, '__inputId' | '__source' | '__jobId' | '__window' | '__page'>;
+
+export function pageInternalFields(
   ctx: Pick<JobStreamContext, 'inputId' | 'jobId' | 'source' | 'window'>,
-  page: Pick<PageOfRows, 'page' | 'isLast'>,
-): MonoTypeOperatorFunction<TraceEvent> {
-  const fields = {
+  page: Pick<PageOfRows, 'page'>,
+): PageInternalFields {
+  return {
     __inputId: inputIdOf(ctx.inputId),
     __source: describeSource(ctx.source),
     __jobId: ctx.jobId,
     __window: windowLabel(ctx.window),
     __page: page.page,
   };
+}
+
+/**
+ * The event with every internal field added: a new object (the event itself
+ * is not touched). The per-page fields come precomputed. Built as a spread of
+ * the event, which V8 clones fast; assigning the fields onto the event in
+ * place measured 5× slower (it leaves the object in slow mode).
+ */
+export function withInternalFields(event: TraceEvent, fields: PageInternalFields, final: boolean): TraceEvent {
+  return { ...event, ...fields, __final: final, __isBroken: event.__isBroken === true };
+}
+
+/** Adds every internal field to the events of one page. */
+export function addInternalFields(
+  ctx: Pick<JobStreamContext, 'inputId' | 'jobId' | 'source' | 'window'>,
+  page: Pick<PageOfRows, 'page' | 'isLast'>,
+): MonoTypeOperatorFunction<TraceEvent> {
+  const fields = pageInternalFields(ctx, page);
   return pipe(
-    map((event): TraceEvent => ({ ...event, ...fields, __final: false, __isBroken: event.__isBroken === true })),
+    map((event): TraceEvent => withInternalFields(event, fields, false)),
     page.isLast ? markLastFinal() : identity,
   );
+}
+
+/** True for an internal field name: it starts with `__`. */
+export function isInternalField(key: string): boolean {
+  return key.charCodeAt(0) === 95 && key.charCodeAt(1) === 95;
 }
 
 /** The JSON payload (row fields, `_time`, evaluated fields) and the `__` fields, apart. */
@@ -80,9 +105,13 @@ export function splitInternalFields(event: TraceEvent): {
 } {
   const payload: Record<string, unknown> = {};
   const internal: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(event)) {
-    const target = key.startsWith('__') ? internal : payload;
-    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const key of Object.keys(event)) {
+    const value = event[key];
+    // Plain assignment is safe for the payload (no key there starts with `__`,
+    // so none is `__proto__`); an internal `__proto__` field stays a field.
+    if (!isInternalField(key)) payload[key] = value;
+    else if (key === '__proto__') Object.defineProperty(internal, key, { value, enumerable: true, writable: true, configurable: true });
+    else internal[key] = value;
   }
   return { payload, internal };
 }
