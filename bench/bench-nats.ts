@@ -7,7 +7,6 @@
  * the numbers).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,26 +15,15 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { startLocalNatsServer, type LocalNatsServer } from '../adapters/nats/local-nats-server.ts';
+import { freePort, natsUsers } from '../test/support/nats-server.ts';
 
 export const projectNatsConf = fileURLToPath(new URL('../nats.conf', import.meta.url));
 
 /** nats.conf's collector user (local-demo credentials, loopback only). */
-export const collectorUser = { user: 'msgtrace', pass: 'msgtrace-local' } as const;
+export const collectorUser = natsUsers.collector;
 
 /** The stream the bench publishes into (the default events stream). */
 export const benchStream = { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] } as const;
-
-export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
-}
 
 export interface BenchNats {
   readonly server: LocalNatsServer;

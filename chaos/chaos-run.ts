@@ -20,13 +20,14 @@ import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/ch
 import { jobRecordsBucket } from '../adapters/nats/job-records.ts';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { startSimulatorProcess, type SimulatorProcess } from '../bench/simulator-process.ts';
-import { spawnMsgtrace, type MsgtraceProcess } from '../test/support/msgtrace-process.ts';
+import { spawnMsgtrace, storedCount, type MsgtraceProcess } from '../test/support/msgtrace-process.ts';
 import { natsUsers, startTestNatsServer, type TestNatsServer } from '../test/support/nats-server.ts';
+import { graphInput } from '../test/support/simulator.ts';
 import { chaosPlan, faultRules, type ChaosPlan, type KillKind, type PlannedKill } from './chaos-plan.ts';
 import { diffGroundTruth, type GroundTruthDiff } from './ground-truth-diff.ts';
 import { createSecretScanner } from './secret-scan.ts';
 import { answered, createSimulatorHooks, unanswered, type SimStats } from './simulator-hooks.ts';
-import { readStoredEvents, storedOnSubject } from './stored-events.ts';
+import { readStoredEvents } from './stored-events.ts';
 
 const hourMs = 3_600_000;
 const inputId = 'chaos';
@@ -73,19 +74,10 @@ export function chaosDay(nowMs: number): { startMs: number; endMs: number } {
 }
 
 function msgtraceConfig(plan: ChaosPlan, sim: SimulatorProcess, natsUrl: string, day: { startMs: number; endMs: number }): unknown {
-  const d = sim.description;
   return {
     nats: { servers: natsUrl, user: natsUsers.collector.user, password: natsUsers.collector.pass },
     inputs: [
-      {
-        id: inputId,
-        type: 'office365_msg_trace',
-        url: d.graphUrl,
-        loginUrl: d.url,
-        authType: 'oauth',
-        tenantId: d.tenantId,
-        clientId: d.clientId,
-        clientSecret: d.clientSecret,
+      graphInput({ describe: () => sim.description }, inputId, {
         interval: 1,
         startDate: new Date(day.startMs).toISOString(),
         endDate: new Date(day.endMs).toISOString(),
@@ -94,7 +86,7 @@ function msgtraceConfig(plan: ChaosPlan, sim: SimulatorProcess, natsUrl: string,
         retryRules: { type: 'backoff', interval: 250, limit: 6, multiplier: 2, codes: [429, 500, 503], retryConnectTimeout: true, retryConnectReset: true },
         // The client budget compressed exactly as the simulator's quota.
         requestQuota: { limit: plan.quota.limit, windowS: plan.quota.windowS / plan.quota.timeScale },
-      },
+      }),
     ],
   };
 }
@@ -126,7 +118,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     nc = await connectNats({ servers: [nats.url], user: natsUsers.collector.user, password: natsUsers.collector.pass }, { name: 'msgtrace-chaos', reconnectTimeWaitMs: 200 });
     const checkpoints: CheckpointStore = await createCheckpointStore(nc);
     const conn = nc;
-    const stored = () => storedOnSubject(conn, subject).catch(() => 0);
+    const stored = () => storedCount(conn, subject).catch(() => 0);
     const completed = async () => {
       try {
         const { checkpoint } = await checkpoints.load(inputId);

@@ -5,25 +5,14 @@
  */
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { storedCount } from '../test/support/msgtrace-process.ts';
 
 export interface StoredEventVisitor {
   (msgId: string, payload: string, headers: string): void;
 }
 
-/** How many messages `subject` holds (0 when the stream does not exist yet). */
-export async function storedOnSubject(nc: NatsConnection, subject: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    const stream = await jsm.streams.find(subject);
-    const info = await jsm.streams.info(stream, { subjects_filter: subject });
-    return info.state.subjects?.[subject] ?? 0;
-  } catch {
-    return 0;
-  }
-}
-
 export async function readStoredEvents(nc: NatsConnection, subject: string, visit: StoredEventVisitor): Promise<number> {
-  const expected = await storedOnSubject(nc, subject);
+  const expected = await storedCount(nc, subject);
   if (expected === 0) return 0;
   const stream = await (await jetstreamManager(nc)).streams.find(subject);
   const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });

@@ -8,23 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { portIsOpen } from '../adapters/nats/local-nats-server.ts';
 import type { JobRecord } from '../machines/scheduler.types.ts';
 import { freePort, natsUsers } from './support/nats-server.ts';
 import { projectRoot, spawnMsgtrace, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
-
-function portIsOpen(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connectTcp({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once('error', () => done(false));
-  });
-}
 
 /**
  * A client port whose monitor (+4000) and websocket (+5000) neighbours are

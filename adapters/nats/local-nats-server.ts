@@ -47,7 +47,8 @@ export function deriveNatsConfig(
   return replaced;
 }
 
-function portIsOpen(port: number): Promise<boolean> {
+/** True when something accepts TCP connections on 127.0.0.1:`port`. */
+export function portIsOpen(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = connectTcp({ host: '127.0.0.1', port });
     socket.once('connect', () => {
