@@ -53,7 +53,7 @@ export function collectCommand(): Command {
         await ensureEventsStream(await jetstreamManager(nc), config.nats.eventsStream);
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
         const summary = await runCollectJob(
-          { input, secrets: config.secrets, dispatcher, publisher: createJetStreamPublisher(jetstream(nc)) },
+          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, publisher: createJetStreamPublisher(jetstream(nc)) },
           {
             jobId: adhocJobId(input.id, now),
             window,

@@ -5,7 +5,7 @@ import { createPageSource } from '../adapters/o365/page-source.ts';
 import { prefetchNextPage } from '../adapters/o365/prefetching-page-source.ts';
 import { requestBudgetForInput, type RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
 import { createTokenSource } from '../adapters/o365/token-source.ts';
-import type { InputConfig, SecretConfig } from '../config/schema.ts';
+import type { InputConfig, PipelineConfig, SecretConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/time-expr.ts';
 import {
   collectJobMachine,
@@ -18,12 +18,14 @@ import type { JobWindow, PageCursor, PageRequest } from '../machines/collect-job
 import { compileFields } from '../streams/eval-fields.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
+import { compilePipelineById } from '../streams/pipeline.ts';
 import { resolveInputCredentials } from './input-credentials.ts';
-import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 
 export interface CollectJobRunnerDeps {
   readonly input: InputConfig;
   readonly secrets: ReadonlyArray<SecretConfig>;
+  /** The config's pipelines; the input's `pipeline` is looked up here (none when absent). */
+  readonly pipelines?: ReadonlyArray<PipelineConfig>;
   readonly dispatcher: Dispatcher;
   readonly publisher: EventPublisher;
   readonly now?: () => number;
@@ -59,12 +61,6 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
   const { input } = deps;
   const now = deps.now ?? Date.now;
   const env = deps.env ?? process.env;
-  if (input.pipeline !== undefined) {
-    throw new MsgtraceError(
-      errorCodes.configInvalid,
-      `input ${input.id}: pipeline "${input.pipeline}" is configured, but pipelines are not implemented yet; remove the key to collect without it`,
-    );
-  }
   const requestTimeoutMs = input.timeout * 1000;
   const credentials = resolveInputCredentials(input, deps.secrets, env);
   const tokenSource = createTokenSource({
@@ -88,6 +84,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
   const pageSource = input.readAhead ? prefetchNextPage(directSource) : directSource;
   // Compiled before the first request, so a broken expression fails the job at once.
   const compiled = compileFields(input.metadata);
+  const pipeline = input.pipeline === undefined ? undefined : compilePipelineById(input.pipeline, deps.pipelines ?? []);
   const deliver = deliverPageThroughPipeline(
     {
       inputId: input.id,
@@ -103,6 +100,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     deps.publisher,
     {
       maxInFlight: deps.maxInFlight,
+      pipeline,
       onFieldError: (error) =>
         run.onEmitted?.({
           type: 'job.warning',

@@ -111,7 +111,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     try {
       log.info({ jobId: job.jobId, window: windowText(job.window), resume: job.resumeFrom?.page ?? null }, 'job started');
       const summary = await runCollectJob(
-        { input, secrets: config.secrets, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
+        { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
         {
           jobId: job.jobId,
           window: job.window,

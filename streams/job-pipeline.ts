@@ -1,6 +1,6 @@
 /**
  * One page through the whole stream — break → time filter → fields →
- * internal fields → publish — as the job machine's `deliverPage` actor needs
+ * pipeline → internal fields → publish — as the job machine's `deliverPage` actor needs
  * it: a function of the page whose promise settles only when EVERY event of
  * the page is acknowledged by JetStream (or rejects on the first failed
  * publish). The machine fetches the next page and advances the checkpoint
@@ -25,6 +25,7 @@ import { type CompiledFields, type FieldError, applyFields } from './eval-fields
 import type { EventPublisher } from './event-publisher.types.ts';
 import { isInWindow } from './filter-window.ts';
 import { pageInternalFields, withInternalFields } from './internal-fields.ts';
+import { type CompiledPipeline, applyPipeline } from './pipeline.ts';
 import { publishEach } from './publish-with.ts';
 import type { JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
 
@@ -34,7 +35,17 @@ export const defaultMaxInFlight = 128;
 export interface PipelineOptions {
   /** Bound on unacknowledged publishes (default 128). */
   readonly maxInFlight?: number;
-  /** Each failed field expression, as it happens (for the job log). */
+  /**
+   * The input's compiled pre-processing pipeline, run after metadata fields
+   * and before internal fields are added. Events it drops are counted in
+   * `filtered` (no new DeliveryResult field: to the job, a dropped event is
+   * one more event deliberately not published); its expression failures are
+   * reported and counted like field errors, under `<pipelineId>.<index>`.
+   * A dropped event never carries `__final`: if the pipeline drops the
+   * window's last event, no event of that window gets it.
+   */
+  readonly pipeline?: CompiledPipeline;
+  /** Each failed field (or pipeline) expression, as it happens (for the job log). */
   readonly onFieldError?: (error: FieldError & { readonly page: number }) => void;
 }
 
@@ -73,7 +84,13 @@ export function deliverPageThroughPipeline(
         filtered += 1;
         return null;
       }
-      return withInternalFields(applyFields(compiled, event, onFieldError), fields, index === finalIndex);
+      const withFields = applyFields(compiled, event, onFieldError);
+      const processed = options.pipeline ? applyPipeline(options.pipeline, withFields, onFieldError) : withFields;
+      if (processed === null) {
+        filtered += 1;
+        return null;
+      }
+      return withInternalFields(processed, fields, index === finalIndex);
     };
     const acked = await lastValueFrom(
       from(page.rows).pipe(

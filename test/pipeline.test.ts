@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PipelineSchema, type PipelineConfig } from '../config/schema.ts';
+import { errorCodes } from '../errors/msgtrace-error.ts';
+import type { FieldError } from '../streams/eval-fields.ts';
+import { compileFields } from '../streams/eval-fields.ts';
+import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
+import { PipelineError } from '../streams/pipeline-error.ts';
+import { applyPipeline, compilePipeline, compilePipelineById } from '../streams/pipeline.ts';
+import type { JobStreamContext, TraceEvent } from '../streams/trace-event.types.ts';
+import { createMemoryPublisher } from './support/memory-publisher.ts';
+
+const event: TraceEvent = {
+  _time: 1763634600,
+  id: 'abc',
+  senderAddress: 'alice@contoso.com',
+  recipientAddress: 'Bob@Contoso.com',
+  subject: 'Card 4111111111111111 for Bob',
+  size: 45678,
+  status: 'Delivered',
+  __isBroken: false,
+};
+
+/** A pipeline as the config loader produces it (defaults applied). */
+function pipeline(functions: unknown[], id = 'scrub'): PipelineConfig {
+  return PipelineSchema.parse({ id, functions });
+}
+
+function run(p: PipelineConfig, input: TraceEvent = event) {
+  const errors: FieldError[] = [];
+  const result = applyPipeline(compilePipeline(p), input, (error) => errors.push(error));
+  return { result, errors };
+}
+
+describe('pipelines', () => {
+  it('eval adds fields from expressions (later ones see earlier ones), removes fields, and leaves undefined results unset', () => {
+    const { result, errors } = run(
+      pipeline([
+        {
+          id: 'eval',
+          conf: {
+            add: [
+              { name: 'domain', value: "recipientAddress.split('@')[1].toLowerCase()" },
+              { name: 'label', value: "'to:' + domain" },
+              { name: 'nothing', value: 'noSuchField' },
+              { name: 'status', value: 'status.toUpperCase()' },
+            ],
+            remove: ['size', 'senderAddress'],
+          },
+        },
+      ]),
+    );
+    assert.deepEqual(errors, []);
+    const { size: _size, senderAddress: _sender, ...rest } = event;
+    assert.deepEqual(result, { ...rest, domain: 'contoso.com', label: 'to:contoso.com', status: 'DELIVERED' });
+    assert.equal(event['domain'], undefined, 'the input event is not mutated');
+  });
+
+  it('drop drops only the events its filter selects', () => {
+    const p = pipeline([{ id: 'drop', filter: "status === 'Failed'" }]);
+    assert.equal(run(p, { ...event, status: 'Failed' }).result, null);
+    assert.deepEqual(run(p).result, event);
+  });
+
+  it('mask replaces every match in the listed string fields, keeping $1-style groups', () => {
+    const { result, errors } = run(
+      pipeline([
+        {
+          id: 'mask',
+          conf: {
+            rules: [
+              { matchRegex: '/(\\d{4})\\d{8}(\\d{4})/', replaceExpr: "'$1********$2'" },
+              { matchRegex: '([a-z]+)@', replaceExpr: "'***@'" },
+            ],
+            fields: ['subject', 'senderAddress', 'size', 'missing'],
+          },
+        },
+      ]),
+      { ...event, subject: 'Cards 4111111111111111 and 5500000000000004' },
+    );
+    assert.deepEqual(errors, []);
+    assert.equal(result?.['subject'], 'Cards 4111********1111 and 5500********0004');
+    assert.equal(result?.['senderAddress'], '***@contoso.com');
+    assert.equal(result?.['size'], 45678, 'non-string fields are left alone');
+    assert.equal(result?.['recipientAddress'], 'Bob@Contoso.com', 'unlisted fields are left alone');
+    assert.ok(!('missing' in (result ?? {})));
+  });
+
+  it('mask replacement is an expression over the event', () => {
+    const { result } = run(
+      pipeline([{ id: 'mask', conf: { rules: [{ matchRegex: 'Bob', replaceExpr: "'<' + status + '>'" }], fields: ['subject'] } }]),
+    );
+    assert.equal(result?.['subject'], 'Card 4111111111111111 for <Delivered>');
+  });
+
+  it('final stops later functions only for events it applied to', () => {
+    const p = pipeline([
+      { id: 'eval', filter: "status === 'Delivered'", final: true, conf: { add: [{ name: 'stage', value: "'first'" }] } },
+      { id: 'eval', conf: { add: [{ name: 'stage', value: "'second'" }] } },
+    ]);
+    assert.equal(run(p).result?.['stage'], 'first');
+    assert.equal(run(p, { ...event, status: 'Failed' }).result?.['stage'], 'second');
+  });
+
+  it('skips disabled functions (not even compiled)', () => {
+    const p = pipeline([
+      { id: 'drop', disabled: true },
+      { id: 'eval', disabled: true, conf: { add: [{ name: 'x', value: '+*' }] } },
+      { id: 'eval', conf: { add: [{ name: 'kept', value: 'true' }] } },
+    ]);
+    assert.deepEqual(run(p).result, { ...event, kept: true });
+  });
+
+  it('reports a throwing expression as <pipelineId>.<index>, and the event passes that function unchanged', () => {
+    const { result, errors } = run(
+      pipeline([
+        { id: 'eval', conf: { add: [{ name: 'first', value: "'set'" }] } },
+        { id: 'eval', conf: { add: [{ name: 'ok', value: '1' }, { name: 'bad', value: 'noSuchField.length' }], remove: ['size'] } },
+        { id: 'drop', filter: 'missing.deeper' },
+        { id: 'mask', conf: { rules: [{ matchRegex: 'Card', replaceExpr: 'boom()' }], fields: ['subject'] } },
+      ]),
+    );
+    assert.deepEqual(result, { ...event, first: 'set' }, 'no partial eval, no drop, no mask');
+    assert.deepEqual(
+      errors.map((e) => e.name),
+      ['scrub.1', 'scrub.2', 'scrub.3'],
+    );
+    assert.match(errors[0]!.message, /add "bad".*TypeError/);
+    assert.match(errors[1]!.message, /^filter: TypeError/);
+    assert.match(errors[2]!.message, /replaceExpr.*(TypeError|ReferenceError)/);
+  });
+
+  it('keeps the sandbox: process is unreachable from a filter or value', () => {
+    const { result, errors } = run(
+      pipeline([
+        { id: 'drop', filter: "typeof process !== 'undefined' || typeof require !== 'undefined'" },
+        { id: 'eval', conf: { add: [{ name: 'escape', value: "constructor.constructor('return process')()" }] } },
+      ]),
+    );
+    assert.deepEqual(result, event, 'not dropped: process and require are undefined in the sandbox');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.name, 'scrub.1');
+    assert.throws(
+      () => compilePipeline(pipeline([{ id: 'drop', filter: "import('node:fs')" }])),
+      (error: unknown) => error instanceof PipelineError && /functions\[0\] \(drop\) filter/.test(error.message),
+    );
+  });
+
+  it('reads internal fields but refuses to write them, at compile time', () => {
+    assert.equal(run(pipeline([{ id: 'drop', filter: '__isBroken === false' }])).result, null);
+    for (const conf of [{ add: [{ name: '__final', value: 'true' }] }, { remove: ['__isBroken'] }]) {
+      assert.throws(
+        () => compilePipeline(pipeline([{ id: 'eval', conf }])),
+        (error: unknown) => error instanceof PipelineError && error.code === errorCodes.configInvalid && /internal field/.test(error.message),
+      );
+    }
+    assert.throws(() => compilePipeline(pipeline([{ id: 'mask', conf: { rules: [{ matchRegex: 'x', replaceExpr: "''" }], fields: ['__jobId'] } }])), PipelineError);
+  });
+
+  it('refuses a bad conf, a bad regex, a syntax error and an unknown pipeline id before any event, naming the function', () => {
+    const refuses = (functions: unknown[], pattern: RegExp) =>
+      assert.throws(
+        () => compilePipeline(pipeline(functions)),
+        (error: unknown) => error instanceof PipelineError && pattern.test(error.message),
+      );
+    refuses([{ id: 'eval', conf: { add: 'x' } }], /functions\[0\] \(eval\): conf\.add/);
+    refuses([{ id: 'mask', conf: { rules: [{ matchRegex: 'x', replaceExpr: "''" }] } }], /conf\.fields/);
+    refuses([{ id: 'drop', conf: { extra: 1 } }], /functions\[0\] \(drop\)/);
+    refuses([{ id: 'mask', conf: { rules: [{ matchRegex: '(', replaceExpr: "''" }], fields: ['subject'] } }], /matchRegex is not a valid/);
+    refuses([{ id: 'drop' }, { id: 'eval', conf: { add: [{ name: 'x', value: "'secret' +* 1" }] } }], /functions\[1\] \(eval\) conf\.add: not a usable JS expression/);
+    assert.throws(() => compilePipelineById('nope', [pipeline([])]), (error: unknown) => error instanceof PipelineError && /"nope".*not defined/.test(error.message));
+    assert.equal(compilePipelineById('scrub', [pipeline([])]).id, 'scrub');
+  });
+
+  it('end to end: deliverPageThroughPipeline drops (counted as filtered), masks and counts pipeline errors', async () => {
+    const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
+    const ctx: JobStreamContext = {
+      inputId: 'o365',
+      jobId: 'job-1',
+      source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
+      window,
+      disableTimeFilter: false,
+      metadata: [],
+      maxEventBytes: 51_200,
+      subject: 'msgtrace.events.o365',
+    };
+    const rows = ['Delivered', 'Failed', 'Delivered', 'Pending'].map((status, n) => ({
+      id: `00000000-0000-0000-0000-00000000000${n}`,
+      recipientAddress: `user${n}@contoso.com`,
+      receivedDateTime: `2026-11-20T10:0${n}:00Z`,
+      status,
+      subject: `secret code 12345${n}`,
+    }));
+    const publisher = createMemoryPublisher();
+    const reported: string[] = [];
+    const deliver = deliverPageThroughPipeline(ctx, compileFields([{ name: 'env', value: "'prod'" }]), publisher, {
+      pipeline: compilePipeline(
+        pipeline([
+          { id: 'drop', filter: "status === 'Failed'" },
+          { id: 'eval', filter: "status === 'Pending'", conf: { add: [{ name: 'oops', value: 'missing.x' }] } },
+          { id: 'mask', conf: { rules: [{ matchRegex: '/code (\\d{2})\\d+/', replaceExpr: "'code $1***'" }], fields: ['subject'] } },
+          { id: 'eval', conf: { add: [{ name: 'seenEnv', value: 'env' }, { name: 'hour', value: 'new Date(_time * 1000).getUTCHours()' }] } },
+        ]),
+      ),
+      onFieldError: (error) => reported.push(`${error.name}@${error.page}`),
+    });
+    const result = await deliver({ rows, page: 1, isLast: true });
+    assert.deepEqual(result, { published: 3, duplicates: 0, broken: 0, filtered: 1, fieldErrors: { 'scrub.1': 1 } });
+    assert.deepEqual(reported, ['scrub.1@1']);
+    const stored = [...publisher.stored].sort((a, b) => String(a.payload['id']).localeCompare(String(b.payload['id'])));
+    assert.deepEqual(
+      stored.map((m) => [m.payload['status'], m.payload['subject'], m.payload['seenEnv'], m.payload['hour']]),
+      [
+        ['Delivered', 'secret code 12***', 'prod', 10],
+        ['Delivered', 'secret code 12***', 'prod', 10],
+        ['Pending', 'secret code 12***', 'prod', 10],
+      ],
+    );
+    assert.ok(stored.every((m) => m.internal['__inputId'] !== undefined), 'internal fields are added after the pipeline');
+    assert.equal(stored.filter((m) => m.internal['__final'] === true).length, 1);
+  });
+});
