@@ -2,6 +2,8 @@ import type { z } from 'zod';
 import { checkConfigRules } from './config-rules.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { ConfigSchema } from './schema.ts';
+import { MsgtraceError } from '../errors/msgtrace-error.ts';
+import { compilePipeline } from '../streams/pipeline.ts';
 import type { MsgtraceConfig } from './schema.ts';
 
 export type ConfigValidation = { ok: true; config: MsgtraceConfig } | { ok: false; problems: ConfigProblem[] };
@@ -31,8 +33,26 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}
     ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
     ...checkConfigRules(raw, options.now ?? Date.now()),
   ];
+  if (parsed.success) problems.push(...pipelineProblems(parsed.data));
   if (parsed.success && problems.length === 0) return { ok: true, config: parsed.data };
   return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)).map(capLength) };
+}
+
+/**
+ * A pipeline's function `conf`, regexes and expressions are checked by
+ * compiling it exactly as a job would, so `msgtrace validate` refuses what a
+ * job would refuse at its start.
+ */
+function pipelineProblems(config: MsgtraceConfig): ConfigProblem[] {
+  return config.pipelines.flatMap((pipeline, index) => {
+    try {
+      compilePipeline(pipeline);
+      return [];
+    } catch (error) {
+      if (!(error instanceof MsgtraceError)) throw error;
+      return [{ path: `pipelines[${index}]`, message: error.message }];
+    }
+  });
 }
 
 function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {

@@ -241,7 +241,7 @@ describe('config validation names the path and the reason', () => {
     assertProblem({ inputs: [input(), input()] }, 'inputs[1].id', /ids must be unique/);
     assertProblem({ inputs: [input({ pipeline: 'scrub' })] }, 'inputs[0].pipeline', /pipeline "scrub", which is not defined/);
     assertProblem({ inputs: [input({ subject: 'elsewhere.trace' })] }, 'inputs[0].subject', /not captured by nats.eventsStream.subjects/);
-    assert.ok(validateConfig({ inputs: [input({ pipeline: 'scrub' })], pipelines: [{ id: 'scrub', functions: [{ id: 'mask', conf: { fields: ['subject'] } }] }] }, { now: NOW }).ok);
+    assert.ok(validateConfig({ inputs: [input({ pipeline: 'scrub' })], pipelines: [{ id: 'scrub', functions: [{ id: 'mask', conf: { rules: [{ matchRegex: 'secret', replaceExpr: "'***'" }], fields: ['subject'] } }] }] }, { now: NOW }).ok);
   });
 
   it('reports every problem of a file at once', () => {
@@ -417,5 +417,27 @@ describe('requestQuota (pacing under the API quota)', () => {
     assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { windowS: 0 } })] }, 'inputs[0].requestQuota.windowS', /more than 0 s/);
     assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { windowS: 86_401 } })] }, 'inputs[0].requestQuota.windowS', /at most 86400/);
     assertProblem({ inputs: [input({ url: GRAPH_URL, requestQuota: { perMinute: 5 } })] }, 'inputs[0].requestQuota.perMinute', /unknown/i);
+  });
+});
+
+describe('pipelines (checked by compiling them, as a job would)', () => {
+  const withPipeline = (functions: unknown[]) => ({ inputs: [input({ pipeline: 'scrub' })], pipelines: [{ id: 'scrub', functions }] });
+
+  it('accepts a valid eval/drop/mask pipeline', () => {
+    const result = validateConfig(
+      withPipeline([
+        { id: 'eval', conf: { add: [{ name: 'tenant', value: "'contoso'" }] } },
+        { id: 'drop', filter: "status === 'failed'" },
+        { id: 'mask', conf: { rules: [{ matchRegex: '(\\w+)@', replaceExpr: "'***@'" }], fields: ['senderAddress'] } },
+      ]),
+      { now: NOW },
+    );
+    assert.ok(result.ok, JSON.stringify(!result.ok && result.problems));
+  });
+
+  it('refuses a bad regex, a broken expression and a bad conf before anything runs', () => {
+    assertProblem(withPipeline([{ id: 'mask', conf: { rules: [{ matchRegex: '([', replaceExpr: "'x'" }], fields: ['subject'] } }]), 'pipelines[0]', /matchRegex is not a valid regular expression/);
+    assertProblem(withPipeline([{ id: 'eval', conf: { add: [{ name: 'x', value: 'senderAddress.' }] } }]), 'pipelines[0]', /not a usable JS expression/);
+    assertProblem(withPipeline([{ id: 'eval', conf: { add: [{ name: '__inputId', value: "'x'" }] } }]), 'pipelines[0]', /internal field/);
   });
 });
