@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { headerValue, type SimRequest } from './sim-request.ts';
 import { parseGraphFilter, type GraphEqField } from './graph-filter.ts';
 import type { SimResponse } from './simulator.types.ts';
-import type { Tenant, TenantCursor, TraceRecord, TraceStatus } from './tenant.ts';
+import { pascalStatusNames, type Tenant, type TenantCursor, type TraceRecord, type TraceStatus } from './tenant.ts';
 
 /**
  * Microsoft Graph `GET /{v1.0|beta}/admin/exchange/tracing/messageTraces`
@@ -56,24 +56,13 @@ function graphInstant(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
-const pascal: Readonly<Record<TraceStatus, string>> = {
-  gettingStatus: 'GettingStatus',
-  pending: 'Pending',
-  failed: 'Failed',
-  delivered: 'Delivered',
-  expanded: 'Expanded',
-  quarantined: 'Quarantined',
-  filteredAsSpam: 'FilteredAsSpam',
-  recalled: 'Recalled',
-};
-
 /**
  * The status a client sees: beta spells members in PascalCase; v1.0 hides
  * the evolvable member `recalled` behind `unknownFutureValue` unless the
  * client opted in with `Prefer: include-unknown-enum-members`.
  */
 export function graphStatus(status: TraceStatus, version: GraphVersion, includeUnknownEnumMembers: boolean): string {
-  if (version === 'beta') return pascal[status];
+  if (version === 'beta') return pascalStatusNames[status];
   if (status === 'recalled' && !includeUnknownEnumMembers) return 'unknownFutureValue';
   return status;
 }

@@ -3,7 +3,7 @@ import type { SimRequest } from './sim-request.ts';
 import { parseRwsFilter, type RwsEqField } from './rws-filter.ts';
 import type { SimResponse } from './simulator.types.ts';
 import { organization } from './tenant-vocabulary.ts';
-import type { Tenant, TenantCursor, TraceRecord, TraceStatus } from './tenant.ts';
+import { pascalStatusNames, type Tenant, type TenantCursor, type TraceRecord, type TraceStatus } from './tenant.ts';
 
 /**
  * The variants of the legacy Reporting Web Service that public collectors
@@ -36,17 +36,6 @@ const pathPattern = /^\/ecp\/reportingwebservice\/reporting\.svc\/messagetrace\/
 const servicePath = '/ecp/ReportingWebService/Reporting.svc';
 const maxTop = 2000;
 const defaultWindowMs = 48 * 3_600_000;
-
-const statusNames: Readonly<Record<TraceStatus, string>> = {
-  gettingStatus: 'GettingStatus',
-  pending: 'Pending',
-  failed: 'Failed',
-  delivered: 'Delivered',
-  expanded: 'Expanded',
-  quarantined: 'Quarantined',
-  filteredAsSpam: 'FilteredAsSpam',
-  recalled: 'Recalled',
-};
 
 type Envelope = 'light' | 'verbose';
 
@@ -82,7 +71,7 @@ function matcher(eq: Partial<Record<RwsEqField, string>>): ((record: TraceRecord
       case 'RecipientAddress':
         return record.recipientAddress;
       case 'Status':
-        return statusNames[record.status];
+        return pascalStatusNames[record.status];
       case 'MessageTraceId':
         return record.traceId;
       case 'MessageId':
@@ -184,7 +173,7 @@ export function createRwsApi(deps: RwsApiDeps): RwsApi {
           SenderAddress: record.senderAddress,
           RecipientAddress: record.recipientAddress,
           Subject: record.subject,
-          Status: statusNames[record.status],
+          Status: pascalStatusNames[record.status],
           ToIP: record.toIP,
           FromIP: record.fromIP,
           Size: record.size,

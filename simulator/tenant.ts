@@ -27,6 +27,18 @@ export const traceStatuses: readonly TraceStatus[] = [
   'recalled',
 ];
 
+/** The PascalCase spelling of a status, as RWS and Graph beta write it (`Delivered`, `FilteredAsSpam`). */
+export const pascalStatusNames: Readonly<Record<TraceStatus, string>> = {
+  gettingStatus: 'GettingStatus',
+  pending: 'Pending',
+  failed: 'Failed',
+  delivered: 'Delivered',
+  expanded: 'Expanded',
+  quarantined: 'Quarantined',
+  filteredAsSpam: 'FilteredAsSpam',
+  recalled: 'Recalled',
+};
+
 /**
  * One row of the tenant: one (message, recipient). The row exists from
  * `visibleAtMs` on (late rows: the service indexes mail up to 24 h late), and
