@@ -6,7 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { runMsgtraceCli } from './support/msgtrace-process.ts';
 
 const hourMs = 3_600_000;
 
@@ -228,18 +228,10 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
       }),
     );
     const run = (inputId: string) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-        const child = spawn(
-          process.execPath,
-          ['cli/msgtrace.mjs', 'collect', '--config', file, '--input', inputId, '--start', String(window.startMs / 1000), '--end', String(window.endMs / 1000)],
-          { env: { ...process.env, NODE_EXTRA_CA_CERTS: sim.caFile }, stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => (stdout += chunk));
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        child.on('exit', (code) => done({ code, stdout, stderr }));
-      });
+      runMsgtraceCli(
+        ['collect', '--config', file, '--input', inputId, '--start', String(window.startMs / 1000), '--end', String(window.endMs / 1000)],
+        { NODE_EXTRA_CA_CERTS: sim.caFile },
+      );
 
     const ok = await run('cli');
     assert.equal(ok.code, 0, ok.stderr);

@@ -9,7 +9,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,7 @@ import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/ch
 import { createJobRecordStore, type JobRecordStore } from '../adapters/nats/job-records.ts';
 import type { Checkpoint, JobRecord } from '../machines/scheduler.types.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
-import { projectRoot, spawnMsgtrace, storedCount, storedMsgIds, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
+import { runMsgtraceCli, spawnMsgtrace, storedCount, storedMsgIds, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
@@ -34,18 +33,6 @@ const pageSize = 2000;
  */
 const endMs = Math.floor(Date.now() / hourMs) * hourMs - 28 * hourMs;
 const window = { startMs: endMs - hourMs, endMs };
-
-/** `msgtrace <args>` to completion (the short-lived inspector commands). */
-function runCli(args: ReadonlyArray<string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['cli/msgtrace.mjs', ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart, exact ground truth', () => {
   let nats: TestNatsServer;
@@ -161,7 +148,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
 
     const listed = await waitFor(
       async () => {
-        const result = await runCli(['jobs', '--json', '--config', configFile, '--input', inputId]);
+        const result = await runMsgtraceCli(['jobs', '--json', '--config', configFile, '--input', inputId]);
         assert.equal(result.code, 0, result.stderr);
         const lines = result.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; record?: JobRecord });
         return lines.find((line) => line.type === 'job' && line.record?.id === jobId && line.record.state === 'paging')?.record;
@@ -171,7 +158,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
     );
     assert.equal(listed.endedAtMs, null);
 
-    const cancel = await runCli(['jobs', 'cancel', jobId, '--config', configFile]);
+    const cancel = await runMsgtraceCli(['jobs', 'cancel', jobId, '--config', configFile]);
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.match(cancel.stdout, /cancel accepted/);
     const ended = await jobLog(run, 'job ended');

@@ -6,14 +6,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { portIsOpen } from '../adapters/nats/local-nats-server.ts';
 import type { JobRecord } from '../machines/scheduler.types.ts';
 import { freePort, natsUsers } from './support/nats-server.ts';
-import { projectRoot, spawnMsgtrace, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
+import { runMsgtraceCli, spawnMsgtrace, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
 
 /**
  * A client port whose monitor (+4000) and websocket (+5000) neighbours are
@@ -26,17 +25,6 @@ async function freeEmbeddedNatsPort(): Promise<number> {
     if (open.every((isOpen) => !isOpen)) return port;
   }
   throw new Error('no free port triple for the embedded nats-server');
-}
-
-function runCli(args: ReadonlyArray<string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['cli/msgtrace.mjs', ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
 }
 
 describe('Quick start: msgtrace run on its embedded defaults', () => {
@@ -74,7 +62,7 @@ describe('Quick start: msgtrace run on its embedded defaults', () => {
       JSON.stringify({ nats: { servers: `nats://127.0.0.1:${natsPort}`, user: natsUsers.viewer.user, password: natsUsers.viewer.pass } }),
     );
     const record = await waitFor(async () => {
-      const listed = await runCli(['jobs', '--json', '--config', viewerConfig]);
+      const listed = await runMsgtraceCli(['jobs', '--json', '--config', viewerConfig]);
       assert.equal(listed.code, 0, listed.stderr);
       const lines = listed.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; record?: JobRecord });
       return lines.find((line) => line.type === 'job' && line.record?.id === ended.jobId && line.record?.state === 'done')?.record;

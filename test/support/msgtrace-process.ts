@@ -32,6 +32,25 @@ export interface MsgtraceProcess {
   stop(signal: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
 }
 
+/** What a short-lived `msgtrace` command printed, and how it exited. */
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `node cli/msgtrace.mjs <args>` to completion (collect, jobs, validate…), with `env` added to this process's. */
+export function runMsgtraceCli(args: ReadonlyArray<string>, env: Readonly<Record<string, string | undefined>> = {}): Promise<CliRun> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['cli/msgtrace.mjs', ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
 /** Spawns `node cli/msgtrace.mjs ...args` from the project root. */
 export function spawnMsgtrace(args: ReadonlyArray<string>, env: Readonly<Record<string, string | undefined>> = {}): MsgtraceProcess {
   const child = spawn(process.execPath, ['cli/msgtrace.mjs', ...args], {
