@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RetryCause } from '../machines/collect-job.types.ts';
 import { decideRetry, defaultRetryRules, type RetryDecision, type RetryRules } from '../machines/retry-policy.ts';
+import { RetryRulesSchema } from '../config/schema.ts';
 
 const http = (httpStatus: number): RetryCause => ({ kind: 'http', httpStatus });
 const timeout: RetryCause = { kind: 'timeout' };
@@ -206,4 +207,9 @@ test('decideRetry: the backoff sequence with Cribl defaults is 1-2-4-8-16 s, the
     return d.retry ? d.delayMs : d.reason;
   });
   assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 'retry limit 5 reached: HTTP 503']);
+});
+
+test("defaultRetryRules are the config schema's defaults (one set of Cribl defaults for the replays and for production)", () => {
+  const { maxRetryAfter, ...cribl } = RetryRulesSchema.parse({});
+  assert.deepEqual({ ...cribl, maxRetryAfterMs: maxRetryAfter }, defaultRetryRules);
 });
