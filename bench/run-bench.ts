@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const settledEndMs = Math.floor(Date.now() / hourMs) * hourMs - 26 * hourMs;
   log('starting nats-server and simulator');
   const nats = await startBenchNats();
-  const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour });
+  const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour, lowPriority: true });
   const emptySim = await startSimulatorProcess({ seed: 6, recordsPerHour: 0 });
   try {
     log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
       nats,
       input,
       caPem: await readFile(sim.description.caFile, 'utf8'),
+      simulatorPid: sim.pid,
       window: rowsWindow(settledEndMs, sizes.throughputRows, sizes.recordsPerHour),
       repeats: sizes.repeats,
     });

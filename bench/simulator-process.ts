@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
@@ -19,12 +20,16 @@ export interface SimulatorProcessOptions {
   readonly pageLatencyMs?: number;
   /** The Graph quota; disabled unless given. */
   readonly quota?: { readonly limit: number; readonly windowS: number; readonly timeScale: number };
+  /** Run at nice 10: it stands in for a service that runs elsewhere, so it gets the CPU the collector leaves. */
+  readonly lowPriority?: boolean;
 }
 
 export interface SimulatorProcess {
   readonly description: SimulatorDescription;
   /** A dispatcher trusting the simulator's CA (for the bench's own requests). */
   readonly dispatcher: Agent;
+  /** The simulator process's pid (the bench reports its CPU). */
+  readonly pid: number | undefined;
   /** `GET /_sim/stats`: requests and responses per API and status. */
   stats(): Promise<{ requests: Record<string, number>; responses: Record<string, Record<string, number>> }>;
   close(): Promise<void>;
@@ -47,6 +52,7 @@ export async function startSimulatorProcess(opts: SimulatorProcessOptions): Prom
     [cliEntry, 'simulate', '--seed', String(opts.seed), '--records-per-hour', String(opts.recordsPerHour), '--page-latency-ms', String(opts.pageLatencyMs ?? 0)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  if (opts.lowPriority && child.pid !== undefined) setPriority(child.pid, 10);
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   const firstLine = await new Promise<string>((done, fail) => {
     const lines = createInterface({ input: child.stdout! });
@@ -63,6 +69,7 @@ export async function startSimulatorProcess(opts: SimulatorProcessOptions): Prom
   return {
     description,
     dispatcher,
+    pid: child.pid,
     stats: async () => (await simHook(dispatcher, `${description.url}/_sim/stats`, 'GET')) as Awaited<ReturnType<SimulatorProcess['stats']>>,
     async close() {
       await dispatcher.close();

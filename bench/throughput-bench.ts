@@ -24,11 +24,19 @@ import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { defaultMaxInFlight } from '../streams/job-pipeline.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import type { BenchNats } from './bench-nats.ts';
+import { processCpuSeconds } from './process-cpu.ts';
 
 export interface CapturedPublish {
   readonly subject: string;
   readonly data: string;
   readonly options: Partial<JetStreamPublishOptions>;
+}
+
+/** CPU seconds each process spent during one side's timed run (undefined where /proc is not there). */
+export interface CpuSplit {
+  readonly collectorS: number;
+  readonly natsServerS: number | undefined;
+  readonly simulatorS: number | undefined;
 }
 
 export interface ThroughputResult {
@@ -38,12 +46,15 @@ export interface ThroughputResult {
   readonly ratio: number;
   readonly pipelineS: number;
   readonly baselineS: number;
+  readonly pipelineCpu: CpuSplit;
+  readonly baselineCpu: CpuSplit;
 }
 
 export interface ThroughputDeps {
   readonly nats: BenchNats;
   readonly input: InputConfig;
   readonly caPem: string;
+  readonly simulatorPid?: number;
   readonly window: { readonly startMs: number; readonly endMs: number };
   readonly maxInFlight?: number;
   /** Timed runs of each side; the best of each is reported (default 1). */
@@ -91,6 +102,18 @@ async function publishAll(js: JetStreamClient, messages: readonly CapturedPublis
   return (performance.now() - started) / 1000;
 }
 
+async function withCpuSplit<T>(deps: ThroughputDeps, run: () => Promise<T>): Promise<{ result: T; cpu: CpuSplit }> {
+  const usage = process.cpuUsage();
+  const nats0 = processCpuSeconds(deps.nats.server.process.pid);
+  const sim0 = processCpuSeconds(deps.simulatorPid);
+  const result = await run();
+  const used = process.cpuUsage(usage);
+  const nats1 = processCpuSeconds(deps.nats.server.process.pid);
+  const sim1 = processCpuSeconds(deps.simulatorPid);
+  const delta = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : b - a);
+  return { result, cpu: { collectorS: (used.user + used.system) / 1e6, natsServerS: delta(nats0, nats1), simulatorS: delta(sim0, sim1) } };
+}
+
 export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputResult> {
   const maxInFlight = deps.maxInFlight ?? defaultMaxInFlight;
   const repeats = deps.repeats ?? 1;
@@ -101,19 +124,23 @@ export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputR
   let baselineS = Infinity;
   let pipelineS = Infinity;
   let events = 0;
+  let baselineCpu: CpuSplit | undefined;
+  let pipelineCpu: CpuSplit | undefined;
   for (let run = 0; run < repeats; run++) {
     await deps.nats.freshStream();
-    baselineS = Math.min(baselineS, await publishAll(js, captured, maxInFlight));
+    const baselineRun = await withCpuSplit(deps, () => publishAll(js, captured, maxInFlight));
+    if (baselineRun.result < baselineS) [baselineS, baselineCpu] = [baselineRun.result, baselineRun.cpu];
     const stored = await deps.nats.storedCount();
     if (stored !== captured.length) throw new Error(`baseline stored ${stored} of ${captured.length} messages`);
     await deps.nats.freshStream();
-    const pipeline = await collectOnce(deps, createJetStreamPublisher(js), `bench-pipeline-${run}`);
-    pipelineS = Math.min(pipelineS, pipeline.seconds);
+    const pipelineRun = await withCpuSplit(deps, () => collectOnce(deps, createJetStreamPublisher(js), `bench-pipeline-${run}`));
+    const pipeline = pipelineRun.result;
+    if (pipeline.seconds < pipelineS) [pipelineS, pipelineCpu] = [pipeline.seconds, pipelineRun.cpu];
     events = pipeline.events;
     const storedByPipeline = await deps.nats.storedCount();
     if (storedByPipeline !== captured.length) throw new Error(`pipeline stored ${storedByPipeline} of ${captured.length} messages`);
   }
   const pipeline = events / pipelineS;
   const baseline = captured.length / baselineS;
-  return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS };
+  return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS, pipelineCpu: pipelineCpu!, baselineCpu: baselineCpu! };
 }
