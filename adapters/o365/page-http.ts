@@ -1,5 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import type { PageResult } from '../../machines/collect-job.types.ts';
+import { parseUtf8Json } from './utf8-json.ts';
 
 /**
  * The HTTP exchange both Message Trace dialects share: one GET with the
@@ -14,8 +15,24 @@ export interface RawResponse {
   readonly contentType: string;
   readonly retryAfter: string | undefined;
   readonly location: string | undefined;
+  /** The body as received. */
+  readonly body: Buffer;
+  /** The body decoded as UTF-8 — on first use: a data page is parsed from `body` and never needs it. */
   readonly text: string;
   readonly bytes: number;
+}
+
+/** A `RawResponse` over received bytes (tests build them too). */
+export function rawResponse(head: Omit<RawResponse, 'body' | 'text' | 'bytes'>, body: Buffer): RawResponse {
+  let text: string | undefined;
+  return {
+    ...head,
+    body,
+    bytes: body.length,
+    get text() {
+      return (text ??= body.toString('utf8'));
+    },
+  };
 }
 
 export type Exchange =
@@ -61,17 +78,18 @@ export async function exchange(req: ExchangeRequest): Promise<Exchange> {
       bodyTimeout: req.timeoutMs,
       ...(req.timeoutMs > 0 ? { signal: AbortSignal.timeout(req.timeoutMs) } : {}),
     });
-    const buffer = Buffer.from(await response.body.arrayBuffer());
+    const body = Buffer.from(await response.body.arrayBuffer());
     return {
       kind: 'response',
-      response: {
-        status: response.statusCode,
-        contentType: (headerValue(response.headers['content-type']) ?? '').toLowerCase(),
-        retryAfter: headerValue(response.headers['retry-after']),
-        location: headerValue(response.headers['location']),
-        text: buffer.toString('utf8'),
-        bytes: buffer.length,
-      },
+      response: rawResponse(
+        {
+          status: response.statusCode,
+          contentType: (headerValue(response.headers['content-type']) ?? '').toLowerCase(),
+          retryAfter: headerValue(response.headers['retry-after']),
+          location: headerValue(response.headers['location']),
+        },
+        body,
+      ),
     };
   } catch (error) {
     return { kind: 'result', result: classifyNetworkError(error, req) };
@@ -151,7 +169,16 @@ export function snippet(text: string, max = 300): string {
 
 /** Whether a body is an HTML page (IIS errors, the "Sign in to Outlook" page) rather than JSON. */
 export function looksLikeHtml(response: RawResponse): boolean {
-  return response.contentType.includes('html') || /^\s*</.test(response.text);
+  return response.contentType.includes('html') || response.body[firstNonSpace(response.body)] === lessThan;
+}
+
+const lessThan = 0x3c;
+
+/** Index of the first byte that is not JSON whitespace (the body's length when there is none). */
+function firstNonSpace(body: Buffer): number {
+  let index = 0;
+  while (index < body.length && (body[index] === 0x20 || body[index] === 0x0a || body[index] === 0x0d || body[index] === 0x09)) index++;
+  return index;
 }
 
 export type ParsedJson = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly reason: string };
@@ -167,7 +194,7 @@ export function parseJsonBody(response: RawResponse, expected: string): ParsedJs
     return { ok: false, reason: `expected JSON with ${expected}, got ${got} (a sign-in page?): ${snippet(response.text, 120)}` };
   }
   try {
-    return { ok: true, value: JSON.parse(response.text) as unknown };
+    return { ok: true, value: parseUtf8Json(response.body) };
   } catch (error) {
     const got = response.contentType || 'no content type';
     return {
