@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { NatsError } from '../adapters/nats/nats-error.ts';
 import { ensureEventsStream, subjectCovers } from '../adapters/nats/events-stream.ts';
@@ -134,12 +134,13 @@ describe('header names and subject coverage', () => {
 });
 
 describe('publish retries (a scripted JetStream client, an injected clock)', () => {
-  type Attempt = { subject: string; data: string; msgID?: string; headers?: string };
+  type Attempt = { subject: string; data: string; msgId?: string; headers?: string };
   function scripted(outcomes: Array<Error | { duplicate: boolean }>) {
     const attempts: Attempt[] = [];
     const js = {
-      async publish(subject: string, data: string, opts: { msgID?: string; headers?: Iterable<[string, string[]]> }) {
-        attempts.push({ subject, data, msgID: opts.msgID, headers: JSON.stringify([...(opts.headers ?? [])]) });
+      async publish(subject: string, data: string, opts: { msgID?: string; headers?: MsgHdrs }) {
+        // The publisher sends the msgID as the Nats-Msg-Id header itself (the client's msgID option only sets that header).
+        attempts.push({ subject, data, msgId: opts.msgID ?? opts.headers?.get('Nats-Msg-Id'), headers: JSON.stringify([...(opts.headers ?? [])]) });
         const next = outcomes.shift();
         if (!next) throw new Error('no more scripted outcomes');
         if (next instanceof Error) throw next;
@@ -176,7 +177,7 @@ describe('publish retries (a scripted JetStream client, an injected clock)', () 
     const publisher = createJetStreamPublisher(js, { ...time, onRetry: (retry) => retries.push(retry) });
     assert.deepEqual(await publisher.publish('msgtrace.events.graph-in', event, 'key-1'), { duplicate: true });
     assert.equal(attempts.length, 3);
-    assert.ok(attempts.every((attempt) => attempt.msgID === 'key-1' && attempt.data === attempts[0]!.data && attempt.headers === attempts[0]!.headers));
+    assert.ok(attempts.every((attempt) => attempt.msgId === 'key-1' && attempt.data === attempts[0]!.data && attempt.headers === attempts[0]!.headers));
     assert.deepEqual(time.waits, [250, 500]);
     assert.deepEqual(retries.map((retry) => [retry.attempt, retry.msgId, retry.delayMs]), [[1, 'key-1', 250], [2, 'key-1', 500]]);
     assert.match(retries[0]!.reason, /^TimeoutError/);

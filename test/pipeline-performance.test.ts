@@ -147,9 +147,9 @@ describe('JetStream publisher message, built in one pass', () => {
     const [message] = captured;
     assert.ok(message);
     assert.equal(message.data, JSON.stringify(splitInternalFields(event).payload));
-    assert.equal(message.options.msgID, 'key-1');
     const headers = message.options.headers;
     assert.ok(headers);
+    assert.equal(headers.get('Nats-Msg-Id'), 'key-1');
     assert.equal(headers.get('Msgtrace-Input-Id'), 'office365_msg_trace:o365');
     assert.equal(headers.get('Msgtrace-Page'), '7');
     assert.equal(headers.get('Msgtrace-Final'), 'true');
