@@ -4,7 +4,8 @@
  * time-compressed by `timeScale`); msgtrace paces itself with its per-tenant
  * request budget scaled the same way. Two ways over the same range:
  *
- * - measured: `runConcurrentBackfill` — K jobs on sub-windows sharing one budget;
+ * - measured: `runConcurrentBackfill` — K jobs on sub-windows sharing one budget,
+ *   dense sub-windows split after their first page (`splittableJob`), as `msgtrace run` does;
  * - naive: one job over the whole range, pages strictly one after another
  *   (what a single-worker collector such as Cribl's does).
  *
@@ -20,6 +21,7 @@ import { createRequestBudgetRegistry } from '../adapters/o365/request-budget.ts'
 import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { runConcurrentBackfill } from '../runtime/concurrent-backfill.ts';
+import { splittableJob, type PageFetchedHook } from '../runtime/splittable-job.ts';
 import { benchConfig, benchConfigDocument } from './bench-config.ts';
 import type { BenchNats } from './bench-nats.ts';
 import { idealSeconds } from './backfill-ideal.ts';
@@ -34,6 +36,8 @@ export interface BackfillScenario {
   readonly range: { readonly startMs: number; readonly endMs: number };
   readonly concurrency: number;
   readonly parts: number;
+  /** `backfillMaxPagesPerWindow`; the config's default when absent. */
+  readonly maxPagesPerWindow?: number;
 }
 
 export interface BackfillResult {
@@ -51,7 +55,16 @@ export interface BackfillResult {
   readonly latencyBoundS: number;
   readonly concurrency: number;
   readonly subWindows: number;
+  /** Sub-windows of the measured run re-cut after their first page. */
+  readonly splits: number;
 }
+
+/** One collection job; `control` lets the measured run cancel it and watch its pages. */
+type BenchJob = (
+  window: { startMs: number; endMs: number },
+  jobId: string,
+  control?: { signal: AbortSignal; onPageFetched: PageFetchedHook },
+) => Promise<CollectJobSummary>;
 
 interface TimedRun {
   readonly seconds: number;
@@ -64,7 +77,7 @@ interface TimedRun {
 async function timedRun(
   scenario: BackfillScenario,
   nats: BenchNats,
-  run: (job: (window: { startMs: number; endMs: number }, jobId: string) => Promise<CollectJobSummary>) => Promise<{ state: string; pages: number; events: number; error: string | null }>,
+  run: (job: BenchJob) => Promise<{ state: string; pages: number; events: number; error: string | null }>,
 ): Promise<TimedRun> {
   const sim: SimulatorProcess = await startSimulatorProcess({
     seed: scenario.seed,
@@ -88,7 +101,9 @@ async function timedRun(
     await nats.freshStream();
     const before = await sim.stats();
     const started = performance.now();
-    const outcome = await run((window, jobId) => runCollectJob({ input, secrets: [], dispatcher, publisher, requestBudgets }, { jobId, window }));
+    const outcome = await run((window, jobId, control) =>
+      runCollectJob({ input, secrets: [], dispatcher, publisher, requestBudgets }, { jobId, window, ...control }),
+    );
     const seconds = (performance.now() - started) / 1000;
     if (outcome.state !== 'done') throw new Error(`backfill ended ${outcome.state}: ${outcome.error}`);
     const after = await sim.stats();
@@ -102,11 +117,21 @@ async function timedRun(
 }
 
 export async function benchBackfill(scenario: BackfillScenario, nats: BenchNats): Promise<BackfillResult> {
+  let splits = 0;
   const concurrent = await timedRun(scenario, nats, async (job) => {
     const result = await runConcurrentBackfill(
-      { concurrency: scenario.concurrency, parts: scenario.parts, runJob: (window) => job(window, `bench-backfill-${window.index}`) },
+      {
+        concurrency: scenario.concurrency,
+        parts: scenario.parts,
+        ...(scenario.maxPagesPerWindow !== undefined ? { maxPagesPerWindow: scenario.maxPagesPerWindow } : {}),
+        runJob: splittableJob(
+          (window, signal, onPageFetched) => job(window, `bench-backfill-${window.index}`, { signal, onPageFetched }),
+          { pageSize: scenario.pageSize },
+        ),
+      },
       scenario.range,
     );
+    splits = result.splits;
     return result;
   });
   const naive = await timedRun(scenario, nats, async (job) => job(scenario.range, 'bench-naive'));
@@ -132,5 +157,6 @@ export async function benchBackfill(scenario: BackfillScenario, nats: BenchNats)
     latencyBoundS: ideal.latencyBoundS,
     concurrency: scenario.concurrency,
     subWindows: scenario.parts,
+    splits,
   };
 }

@@ -29,6 +29,9 @@ export const DEFAULT_SUBJECT = 'msgtrace.events.{inputId}';
 /** NATS' default `max_payload` (1 MiB): a bigger event could never be published whole. */
 export const DEFAULT_MAX_EVENT_BYTES = 51_200;
 
+/** A catch-up sub-window estimated (from its first page) at more pages than this is split; see `splitOnFirstPage`. */
+export const DEFAULT_BACKFILL_MAX_PAGES_PER_WINDOW = 10;
+
 export const authTypes = ['manual', 'secret', 'oauth', 'oauthSecret', 'oauthCert'] as const;
 export const planTypes = ['enterprise_gcc', 'gcc', 'gcc_high', 'dod'] as const;
 export const logLevels = ['error', 'warn', 'info', 'debug', 'silly'] as const;
@@ -190,6 +193,15 @@ export const InputSchema = z
      * saved page.
      */
     backfillConcurrency: z.number().int().min(1, 'must be 1..16').max(16, 'must be 1..16').default(1),
+    /**
+     * During a concurrent catch-up, a sub-window whose first page is full (at
+     * `pageSize`) and whose rows' times say the window holds more pages than
+     * this is re-cut into pieces of about this many pages each, so one dense
+     * sub-window does not serialise the catch-up behind its page latency.
+     * Page 1 of the split window is read again by the first piece (it was not
+     * delivered). Only used when `backfillConcurrency` > 1.
+     */
+    backfillMaxPagesPerWindow: z.number().int().min(2, 'must be 2 or more').default(DEFAULT_BACKFILL_MAX_PAGES_PER_WINDOW),
   })
   .transform((input) => ({
     ...input,

@@ -16,7 +16,7 @@ import type { JobWindow } from './collect-job.types.ts';
 export const graphMaxWindowMs = 10 * 24 * 3_600_000;
 
 export interface SubWindow extends JobWindow {
-  /** Position in the plan, oldest first. */
+  /** Position in the plan, oldest first; the runner numbers the pieces of a split after the plan's (for job ids and logs). */
   readonly index: number;
 }
 
@@ -68,4 +68,77 @@ export function backfillCheckpoint(range: JobWindow, windows: readonly JobWindow
     if (!isDone(window, position)) checkpoint = Math.min(checkpoint, window.startMs);
   });
   return checkpoint;
+}
+
+/** What a job learnt from its window's FIRST page, the only page read before a split is decided. */
+export interface FirstPageFacts {
+  /** Rows the page returned. */
+  readonly rows: number;
+  /** The `$top` asked for: a page with fewer rows is the API saying the window fits. */
+  readonly pageSize: number;
+  /** The API handed back a next link. */
+  readonly hasNextPage: boolean;
+  /** Each row's receive time (epoch ms) in the API's order; null where a row has none that parses. */
+  readonly receivedMs: ReadonlyArray<number | null>;
+}
+
+export interface SplitOptions {
+  /** A window estimated at more pages than this is cut (≥ 2). */
+  readonly maxPagesPerWindow: number;
+  /** No piece shorter than this; default 1 minute (as `planSubWindows`). */
+  readonly minWindowMs?: number;
+  /** No piece longer than this; default Graph's 10 days. */
+  readonly maxWindowMs?: number;
+}
+
+/**
+ * Decides, from its first page alone, whether a window is dense enough to
+ * serialise a catch-up behind its page latency, and if so how to re-cut it.
+ *
+ * Only a full page (`rows ≥ pageSize`) with a next link says the window holds
+ * more than one page; only rows sorted by receive time (newest first, Graph's
+ * documented order, or oldest first) say which part of the window the page
+ * covered: [oldest, end] or [start, newest]. Pages ≈ window span ÷ covered
+ * span. Anything else (unsorted rows, a time missing, a short page) gives no
+ * honest estimate, so the answer is null: the window is simply paged through.
+ *
+ * The pieces cover the WHOLE window (page 1 included, to be read again), each
+ * about `maxPagesPerWindow` pages; null when the window is too short to cut
+ * into two pieces of at least `minWindowMs`, which also bounds recursion.
+ */
+export function splitOnFirstPage(window: JobWindow, facts: FirstPageFacts, options: SplitOptions): SubWindow[] | null {
+  if (!(options.maxPagesPerWindow >= 2)) throw new RangeError(`maxPagesPerWindow must be ≥ 2, got ${options.maxPagesPerWindow}`);
+  const pages = estimatedPages(window, facts);
+  if (pages === null || pages <= options.maxPagesPerWindow) return null;
+  const pieces = planSubWindows(window, {
+    parts: Math.max(2, Math.ceil(pages / options.maxPagesPerWindow)),
+    ...(options.minWindowMs !== undefined ? { minWindowMs: options.minWindowMs } : {}),
+    ...(options.maxWindowMs !== undefined ? { maxWindowMs: options.maxWindowMs } : {}),
+  });
+  return pieces.length >= 2 ? pieces : null;
+}
+
+/** Pages the window would take judging by its first page; null when the page gives no honest estimate. */
+function estimatedPages(window: JobWindow, facts: FirstPageFacts): number | null {
+  const span = window.endMs - window.startMs;
+  if (!(span > 0) || !(facts.pageSize >= 1) || !facts.hasNextPage) return null;
+  if (facts.rows < facts.pageSize || facts.receivedMs.length !== facts.rows) return null;
+  const times: number[] = [];
+  for (const time of facts.receivedMs) {
+    if (time === null || !Number.isFinite(time)) return null;
+    times.push(time);
+  }
+  const last = times.at(-1)!;
+  let covered: number;
+  if (isSorted(times, (earlier, later) => earlier >= later)) covered = window.endMs - last;
+  else if (isSorted(times, (earlier, later) => earlier <= later)) covered = last - window.startMs;
+  else return null;
+  // A page whose rows sit at (or beyond) the far edge covered nothing measurable.
+  if (!(covered > 0)) return null;
+  return Math.ceil(span / covered);
+}
+
+function isSorted(times: readonly number[], inOrder: (earlier: number, later: number) => boolean): boolean {
+  for (let i = 1; i < times.length; i++) if (!inOrder(times[i - 1]!, times[i]!)) return false;
+  return true;
 }

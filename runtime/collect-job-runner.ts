@@ -14,7 +14,7 @@ import {
   type DeliverPageInput,
   jobStateName,
 } from '../machines/collect-job.machine.ts';
-import type { JobWindow, PageCursor, PageRequest } from '../machines/collect-job.types.ts';
+import type { JobWindow, PageCursor, PageRequest, PageResult } from '../machines/collect-job.types.ts';
 import { compileFields } from '../streams/eval-fields.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
@@ -49,6 +49,12 @@ export interface CollectJobRun {
   readonly clock?: ActorOptions<typeof collectJobMachine>['clock'];
   /** xstate's inspection hook (recorders capture the classified port results the chart saw). */
   readonly inspect?: ActorOptions<typeof collectJobMachine>['inspect'];
+  /**
+   * Sees every classified page-source result before the chart does, so an
+   * abort of `signal` from here cancels the job while it is still fetching:
+   * that page is never delivered (a backfill re-cuts a dense window this way).
+   */
+  readonly onPageFetched?: (request: PageRequest, result: PageResult) => void;
 }
 
 /**
@@ -81,7 +87,14 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now }),
   });
   // `readAhead`: fetching page k + 1 overlaps publishing page k; otherwise a page is fetched only after the previous one is acked.
-  const pageSource = input.readAhead ? prefetchNextPage(directSource) : directSource;
+  const readSource = input.readAhead ? prefetchNextPage(directSource) : directSource;
+  const pageSource = {
+    fetchPage: (request: PageRequest) =>
+      readSource.fetchPage(request).then((result) => {
+        run.onPageFetched?.(request, result);
+        return result;
+      }),
+  };
   // Compiled before the first request, so a broken expression fails the job at once.
   const compiled = compileFields(input.metadata);
   const pipeline = input.pipeline === undefined ? undefined : compilePipelineById(input.pipeline, deps.pipelines ?? []);

@@ -18,6 +18,7 @@ import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import { runCollectJob } from './collect-job-runner.ts';
 import { createJobTracker } from './job-tracker.ts';
 import { runConcurrentBackfill } from './concurrent-backfill.ts';
+import { splitAbortReason, splittableJob, type PageFetchedHook } from './splittable-job.ts';
 import { inputLogger } from './logger.ts';
 
 export interface ScheduledCollectionDeps {
@@ -86,7 +87,14 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
   /** One collection job with its record, its cancel service and its log lines; `onPage` sees every acked page. */
   async function runTrackedJob(
     input: InputConfig,
-    job: { jobId: string; window: JobWindow; scheduledForMs: number; resumeFrom?: RunJobInput['resumeFrom']; signal: AbortSignal },
+    job: {
+      jobId: string;
+      window: JobWindow;
+      scheduledForMs: number;
+      resumeFrom?: RunJobInput['resumeFrom'];
+      signal: AbortSignal;
+      onPageFetched?: PageFetchedHook;
+    },
     onPage: (event: Extract<CollectJobEmitted, { type: 'job.page' }>) => void,
   ): Promise<CollectJobSummary> {
     const log = inputLogger(logger, input);
@@ -117,6 +125,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
           window: job.window,
           resumeFrom: job.resumeFrom ? { cursor: job.resumeFrom.cursor, page: job.resumeFrom.page } : undefined,
           signal: abort.signal,
+          ...(job.onPageFetched ? { onPageFetched: job.onPageFetched } : {}),
           onState: (state) => {
             tracker.onState(state);
             log.debug({ jobId: job.jobId, state }, 'job state');
@@ -131,7 +140,9 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
         },
       );
       await tracker.finish(summary);
-      const level = summary.state === 'done' ? 'info' : 'error';
+      // A split is the catch-up's own decision, not a fault.
+      const split = summary.state === 'cancelled' && job.signal.reason === splitAbortReason;
+      const level = summary.state === 'done' || split ? 'info' : 'error';
       log[level]({ jobId: job.jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, retries: summary.retries, error: summary.error }, 'job ended');
       return summary;
     } finally {
@@ -192,7 +203,9 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
      * sub-windows collected concurrently, sharing the tenant's request
      * budget. The checkpoint is the start of the oldest unfinished
      * sub-window, so a crash re-reads at most the sub-windows in flight
-     * (dedupe removes what was already stored) and never skips one.
+     * (dedupe removes what was already stored) and never skips one. A
+     * sub-window whose first page shows it is dense is re-cut; its job ends
+     * `cancelled` (logged as info) before delivering anything.
      */
     const backfill = async (): Promise<CollectJobSummary> => {
       await save({ completedUntilMs: completedUntilMs ?? request.window.startMs, inProgress: null });
@@ -200,9 +213,15 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
       const result = await runConcurrentBackfill(
         {
           concurrency: input.backfillConcurrency,
-          runJob: (window) =>
-            runTrackedJob(input, { jobId: `${jobId}-${++part}`, window, scheduledForMs: request.scheduledForMs, signal: abort.signal }, () => undefined),
+          maxPagesPerWindow: input.backfillMaxPagesPerWindow,
+          runJob: splittableJob(
+            (window, signal, onPageFetched) =>
+              runTrackedJob(input, { jobId: `${jobId}-${++part}`, window, scheduledForMs: request.scheduledForMs, signal, onPageFetched }, () => undefined),
+            { pageSize: input.pageSize, signal: abort.signal },
+          ),
           onCheckpoint: (checkpointMs) => void save({ completedUntilMs: checkpointMs, inProgress: null }),
+          onSplit: (window, pieces) =>
+            log.info({ window: windowText(window), pieces: pieces.length }, 'sub-window split: its first page showed more pages than backfillMaxPagesPerWindow'),
         },
         request.window,
       );
