@@ -3,7 +3,21 @@
  * it with a JetStream publish (`msgID` = `msgId`, internal fields as
  * headers); `test/support/memory-publisher.ts` is the in-memory double.
  */
+import type { PageInternalFields } from './internal-fields.ts';
 import type { TraceEvent } from './trace-event.types.ts';
+
+/**
+ * The internal fields the stream adds last — the page's (shared by every
+ * event of the page) and `__final` — handed beside the event instead of
+ * merged into a copy of it. The publisher turns them straight into headers,
+ * so the payload needs no copy either (issue 6: the merge and the split were
+ * two object copies per event). The merged event they stand for is
+ * `withInternalFields(event, page, final)`, with `__isBroken` from the event.
+ */
+export interface AddedInternalFields {
+  readonly page: PageInternalFields;
+  readonly final: boolean;
+}
 
 export interface PublishAck {
   /** JetStream already held a message with this `Nats-Msg-Id` (PubAck `duplicate`). */
@@ -14,8 +28,9 @@ export interface EventPublisher {
   /**
    * Resolves when the server has STORED the event (the ack), rejects when it
    * has not — the page then fails and its checkpoint does not advance. The
-   * event still holds its `__` fields; the publisher keeps them out of the
-   * payload (see `splitInternalFields`).
+   * event may hold `__` fields of its own (breaking's, an expression's); the
+   * publisher keeps them out of the payload (see `splitInternalFields`), as
+   * it does `added`.
    */
-  publish(subject: string, event: TraceEvent, msgId: string): Promise<PublishAck>;
+  publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck>;
 }

@@ -15,6 +15,7 @@
  */
 import { type MonoTypeOperatorFunction, endWith, identity, map, pairwise, pipe } from 'rxjs';
 import type { JobWindow } from '../machines/collect-job.types.ts';
+import type { AddedInternalFields } from './event-publisher.types.ts';
 import type { InternalFields, JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
 
 /** Cribl's input id form for this source type. */
@@ -79,6 +80,11 @@ export function pageInternalFields(
  */
 export function withInternalFields(event: TraceEvent, fields: PageInternalFields, final: boolean): TraceEvent {
   return { ...event, ...fields, __final: final, __isBroken: event.__isBroken === true };
+}
+
+/** The event a publish of `event` with `added` stands for (what consumers see, payload and headers together). */
+export function eventWithAdded(event: TraceEvent, added: AddedInternalFields | undefined): TraceEvent {
+  return added === undefined ? event : withInternalFields(event, added.page, added.final);
 }
 
 /** Adds every internal field to the events of one page. */

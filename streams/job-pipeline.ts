@@ -24,10 +24,10 @@ import { breakRow, rowTime } from './break-events.ts';
 import { type CompiledFields, type FieldError, applyFields } from './eval-fields.ts';
 import type { EventPublisher } from './event-publisher.types.ts';
 import { isInWindow } from './filter-window.ts';
-import { pageInternalFields, withInternalFields } from './internal-fields.ts';
+import { pageInternalFields } from './internal-fields.ts';
 import { type CompiledPipeline, applyPipeline } from './pipeline.ts';
-import { publishEach } from './publish-with.ts';
-import type { JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
+import { type PreparedEvent, publishEach } from './publish-with.ts';
+import type { JobStreamContext, PageOfRows } from './trace-event.types.ts';
 
 /** Default bound on unacknowledged publishes. */
 export const defaultMaxInFlight = 128;
@@ -77,8 +77,11 @@ export function deliverPageThroughPipeline(
       options.onFieldError?.({ ...error, page: page.page });
     };
     const fields = pageInternalFields(ctx, page);
+    // Two shared objects per page: the internal fields travel beside each event, never copied into it.
+    const notFinal = { page: fields, final: false };
+    const final = { page: fields, final: true };
     const finalIndex = page.isLast ? finalRowIndex(page.rows, ctx) : -1;
-    const toEvent = (row: Readonly<Record<string, unknown>>, index: number): TraceEvent | null => {
+    const toEvent = (row: Readonly<Record<string, unknown>>, index: number): PreparedEvent | null => {
       const event = breakRow(row, breakOptions);
       if (!ctx.disableTimeFilter && !isInWindow(event, ctx.window)) {
         filtered += 1;
@@ -90,7 +93,7 @@ export function deliverPageThroughPipeline(
         filtered += 1;
         return null;
       }
-      return withInternalFields(processed, fields, index === finalIndex);
+      return { event: processed, added: index === finalIndex ? final : notFinal };
     };
     const acked = await lastValueFrom(
       from(page.rows).pipe(

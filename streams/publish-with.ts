@@ -6,11 +6,18 @@
  * errors the stream (and so fails the page): nothing is acked past a loss.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { EventPublisher, PublishAck } from './event-publisher.types.ts';
+import type { AddedInternalFields, EventPublisher, PublishAck } from './event-publisher.types.ts';
 import { recordKey } from './record-key.ts';
 import type { TraceEvent } from './trace-event.types.ts';
 
+/** An event ready to publish, with the internal fields added beside it (see `AddedInternalFields`). */
+export interface PreparedEvent {
+  readonly event: TraceEvent;
+  readonly added?: AddedInternalFields;
+}
+
 export interface Published {
+  /** The event as published, without `added` merged in. */
   readonly event: TraceEvent;
   readonly msgId: string;
   readonly duplicate: boolean;
@@ -21,7 +28,7 @@ export function publishWith(
   maxInFlight: number,
   subject: string,
 ): OperatorFunction<TraceEvent, Published> {
-  return publishEach((event: TraceEvent) => event, publisher, maxInFlight, subject);
+  return publishEach((event: TraceEvent): PreparedEvent => ({ event }), publisher, maxInFlight, subject);
 }
 
 /**
@@ -40,7 +47,7 @@ export function publishWith(
  * bench profile put at a few µs per event — as much as breaking the row.
  */
 export function publishEach<T>(
-  prepare: (input: T, index: number) => TraceEvent | null,
+  prepare: (input: T, index: number) => PreparedEvent | null,
   publisher: EventPublisher,
   maxInFlight: number,
   subject: string,
@@ -70,11 +77,12 @@ export function publishEach<T>(
       };
       /** Starts one input's publish (nothing when it yields no event). */
       const start = (input: T): void => {
-        const event = prepare(input, nextIndex++);
-        if (event === null) return;
+        const prepared = prepare(input, nextIndex++);
+        if (prepared === null) return;
+        const { event, added } = prepared;
         const msgId = recordKey(event);
         inFlight += 1;
-        publisher.publish(subject, event, msgId).then(acked(event, msgId), fail);
+        publisher.publish(subject, event, msgId, added).then(acked(event, msgId), fail);
       };
       /** Fills free slots from the waiting inputs; completes once everything is acked. */
       const pump = () => {

@@ -15,7 +15,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { breakRow, isOversize } from '../streams/break-events.ts';
 import { compileFields } from '../streams/eval-fields.ts';
-import { splitInternalFields } from '../streams/internal-fields.ts';
+import { eventWithAdded, pageInternalFields, splitInternalFields } from '../streams/internal-fields.ts';
 import { deliverPageThroughPipeline, finalRowIndex } from '../streams/job-pipeline.ts';
 import { jsonBytesAtMost } from '../streams/json-size-bound.ts';
 import { publishEach } from '../streams/publish-with.ts';
@@ -78,9 +78,9 @@ describe('publishEach builds events lazily', () => {
   it('prepares an input only when a publish slot is free, and skips inputs that yield no event', async () => {
     const publisher = createMemoryPublisher({ manualAcks: true });
     const prepared: number[] = [];
-    const prepare = (n: number): TraceEvent | null => {
+    const prepare = (n: number): { event: TraceEvent } | null => {
       prepared.push(n);
-      return n % 5 === 4 ? null : { _time: 1, ...row(n) };
+      return n % 5 === 4 ? null : { event: { _time: 1, ...row(n) } };
     };
     const done = lastValueFrom(from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).pipe(publishEach(prepare, publisher, 2, 'subj'), toArray()));
     await publisher.whenPending(2);
@@ -162,6 +162,26 @@ describe('JetStream publisher message, built in one pass', () => {
     const captured: Captured[] = [];
     await createJetStreamPublisher(recording(captured)).publish('subj', { _time: 1, __fooBar: 'first', __FooBar: 'second' }, 'k');
     assert.deepEqual(captured[0]?.options.headers?.values('Msgtrace-Foo-Bar'), ['second']);
+  });
+
+  it('sends the same message for an event with its internal fields beside it as for the merged event', async () => {
+    const page = pageInternalFields({ inputId: 'o365', jobId: 'job-9', source: 'https://graph.example/v1.0/x?$skiptoken=s', window }, { page: 3 });
+    const events: TraceEvent[] = [
+      { _time: 1, id: 'plain', subject: 'Grüße' },
+      { _time: 1, id: 'broken', __isBroken: true, __brokenReason: 'time' },
+      { _time: 1, id: 'overrides', __inputId: 'set by an expression', __page: 99, __final: true, __custom: ' padded\nvalue ' },
+    ];
+    for (const event of events) {
+      for (const final of [false, true]) {
+        const beside: Captured[] = [];
+        const merged: Captured[] = [];
+        await createJetStreamPublisher(recording(beside)).publish('subj', event, 'k', { page, final });
+        await createJetStreamPublisher(recording(merged)).publish('subj', eventWithAdded(event, { page, final }), 'k');
+        const record = (captured: Captured[]) => Object.fromEntries([...(captured[0]?.options.headers ?? [])].map(([name, values]) => [name, values]));
+        assert.equal(beside[0]?.data, merged[0]?.data, `${event.id} payload`);
+        assert.deepEqual(record(beside), record(merged), `${event.id} headers, final ${final}`);
+      }
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { PubHeaders, type JetStreamClient } from '@nats-io/jetstream';
 import { MsgHdrsImpl, type MsgHdrs } from '@nats-io/transport-node';
-import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
-import { isInternalField } from '../../streams/internal-fields.ts';
+import type { AddedInternalFields, EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
+import { type PageInternalFields, isInternalField } from '../../streams/internal-fields.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { NatsError } from './nats-error.ts';
 
@@ -116,33 +116,70 @@ function headerValueOf(value: unknown): string | undefined {
   return (lineBreak.test(text) ? text.replace(/[\r\n]+/g, ' ') : text).trim();
 }
 
+/** Header value arrays shared by every message (nobody mutates a header value array once built). */
+const trueValue = ['true'];
+const falseValue = ['false'];
+
 /**
- * The event's JSON payload and NATS headers in one pass over its keys (the
- * payload object is built by assignment, in key order, so its JSON is the
- * event's without `__` fields). The headers — `Nats-Msg-Id` and one per
- * internal field — are built as a record and handed to `MsgHdrsImpl` whole:
- * `append`/`set` re-validate the name, search the existing keys and test
- * the value per call, which was ~1.5 µs per event (issue 6 profile); here
- * names come from `headerNameOf` and values from `headerValueOf`, already
- * what `append` would produce. Two fields with one header name (`__fooBar`,
- * `__FooBar`) keep the later value, as `set` did. The msgID travels as the
- * header itself rather than as the `msgID` option, which the client would
- * `set` into the same headers — the same message on the wire.
+ * The headers of a page's shared internal fields, built once per page (the
+ * pipeline hands the same `page` object with every event of the page).
  */
-function messageOf(event: TraceEvent, msgId: string): { data: string; headers: MsgHdrs } {
-  const payload: Record<string, unknown> = {};
+const pageHeaders = new WeakMap<PageInternalFields, ReadonlyArray<readonly [string, string[]]>>();
+
+function headersOfPage(page: PageInternalFields): ReadonlyArray<readonly [string, string[]]> {
+  const known = pageHeaders.get(page);
+  if (known !== undefined) return known;
+  const entries: Array<readonly [string, string[]]> = [];
+  for (const key of Object.keys(page)) {
+    const text = headerValueOf(page[key as keyof PageInternalFields]);
+    if (text !== undefined) entries.push([headerNameOf(key), [text]]);
+  }
+  pageHeaders.set(page, entries);
+  return entries;
+}
+
+/**
+ * The event's JSON payload and NATS headers. The headers — `Nats-Msg-Id` and
+ * one per internal field — are built as a record and handed to `MsgHdrsImpl`
+ * whole: `append`/`set` re-validate the name, search the existing keys and
+ * test the value per call, which was ~1.5 µs per event (issue 6 profile);
+ * here names come from `headerNameOf` and values from `headerValueOf`,
+ * already what `append` would produce. The msgID travels as the header
+ * itself rather than as the `msgID` option, which the client would `set`
+ * into the same headers — the same message on the wire.
+ *
+ * Precedence is the merged event's (`eventWithAdded`): the event's own `__`
+ * fields, then the page's, then `__final` and `__isBroken`; two fields with
+ * one header name (`__fooBar`, `__FooBar`) keep the later value. An event
+ * without `__` fields of its own — nearly all of them — is its own payload:
+ * serialised as it is, no copy.
+ */
+function messageOf(event: TraceEvent, msgId: string, added: AddedInternalFields | undefined): { data: string; headers: MsgHdrs } {
   const record: Record<string, string[]> = { [PubHeaders.MsgIdHdr]: [msgId] };
-  for (const key of Object.keys(event)) {
-    const value = event[key];
-    if (!isInternalField(key)) {
-      payload[key] = value;
-      continue;
+  let payload: Record<string, unknown> = event;
+  const keys = Object.keys(event);
+  if (keys.some(isInternalField)) {
+    payload = {};
+    for (const key of keys) {
+      const value = event[key];
+      if (!isInternalField(key)) {
+        payload[key] = value;
+        continue;
+      }
+      const text = headerValueOf(value);
+      if (text !== undefined) record[headerNameOf(key)] = [text];
     }
-    const text = headerValueOf(value);
-    if (text !== undefined) record[headerNameOf(key)] = [text];
+  }
+  if (added !== undefined) {
+    for (const [name, value] of headersOfPage(added.page)) record[name] = value;
+    record[finalHeader] = added.final ? trueValue : falseValue;
+    record[isBrokenHeader] = event.__isBroken === true ? trueValue : falseValue;
   }
   return { data: JSON.stringify(payload), headers: MsgHdrsImpl.fromRecord(record) };
 }
+
+const finalHeader = headerNameOf('__final');
+const isBrokenHeader = headerNameOf('__isBroken');
 
 /** Shared acks: the happy path allocates nothing per event beyond the client's own objects. */
 const storedAck: PublishAck = Object.freeze({ duplicate: false });
@@ -201,8 +238,8 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
   };
 
   return {
-    publish(subject: string, event: TraceEvent, msgId: string): Promise<PublishAck> {
-      const { data, headers } = messageOf(event, msgId);
+    publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck> {
+      const { data, headers } = messageOf(event, msgId, added);
       const startedAt = now();
       return js.publish(subject, data, { headers, timeout }).then(ackOf, (failure: unknown) => retry(subject, data, headers, msgId, failure, startedAt));
     },

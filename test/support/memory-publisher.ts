@@ -5,7 +5,7 @@
  * ack" are observable without timers.
  */
 import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
-import { splitInternalFields } from '../../streams/internal-fields.ts';
+import { eventWithAdded, splitInternalFields } from '../../streams/internal-fields.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 
 export interface StoredMessage {
@@ -72,9 +72,10 @@ export function createMemoryPublisher(options: { manualAcks?: boolean } = {}): M
     get maxPending() {
       return maxPending;
     },
-    publish(subject, event, msgId) {
+    publish(subject, event, msgId, added) {
       return new Promise<PublishAck>((resolve, reject) => {
-        const entry = { subject, msgId, event, resolve, reject };
+        // Stored as consumers see it: the added internal fields merged in.
+        const entry = { subject, msgId, event: eventWithAdded(event, added), resolve, reject };
         if (!options.manualAcks) {
           settle(entry);
           return;
