@@ -52,6 +52,22 @@ describe('event time', () => {
       assert.equal(parseEventTime(bad), null, String(bad));
     }
   });
+
+  it("reads Graph's own form digit by digit exactly as the general parser reads it", () => {
+    // A leading space sends a value past the digit-by-digit reader to the general one (which trims).
+    const general = (text: string) => parseEventTime(` ${text}`);
+    let seed = 11;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const pad = (value: number, width: number) => String(value).padStart(width, '0');
+    const samples = ['2024-02-29T23:59:59Z', '2025-02-29T00:00:00Z', '2000-02-29T00:00:00Z', '1900-02-29T00:00:00Z', '2025-04-31T00:00:00Z',
+      '2025-00-10T00:00:00Z', '2025-01-01T24:00:00Z', '2025-01-01T10:60:00Z', '2025-01-01T10:00:00.Z', '2025-01-01T10:00:00.12x4Z', '2025-01-01T10:00:00.000000001Z'];
+    for (let i = 0; i < 2000; i++) {
+      const fraction = ['', '.1', '.109', '.123456', '.1234567', '.999999999'][random(6)];
+      samples.push(`${pad(1990 + random(50), 4)}-${pad(random(14), 2)}-${pad(random(33), 2)}T${pad(random(26), 2)}:${pad(random(61), 2)}:${pad(random(61), 2)}${fraction}Z`);
+    }
+    for (const text of samples) assert.equal(parseEventTime(text), general(text), text);
+    assert.ok(samples.filter((text) => parseEventTime(text) !== null).length > 500, 'most samples are valid dates');
+  });
 });
 
 describe('breakEvents', () => {
