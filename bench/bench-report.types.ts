@@ -9,8 +9,16 @@ export interface BenchReport {
     readonly maxInFlight: number;
     /** The pipeline row runs with the input option `readAhead` on (one page fetched while the previous is published). */
     readonly readAhead: boolean;
+    /** Best of `repeats` timed runs per side (the sides alternate). */
     readonly pipelineS: number;
     readonly baselineS: number;
+    readonly repeats: number;
+    readonly runs: ReadonlyArray<{ readonly pipelineS: number; readonly baselineS: number }>;
+    /** CPU seconds of the best run of each side: the collector (all its threads), nats-server, the simulator (null off Linux). */
+    readonly cpuS: {
+      readonly pipeline: { readonly collector: number; readonly natsServer: number | null; readonly simulator: number | null };
+      readonly baseline: { readonly collector: number; readonly natsServer: number | null; readonly simulator: number | null };
+    };
   };
   readonly memory: {
     readonly rss100kMb: number;
@@ -35,6 +43,8 @@ export interface BenchReport {
     readonly latencyBoundS: number;
     readonly concurrency: number;
     readonly subWindows: number;
+    /** Sub-windows re-cut after their first page (`backfillMaxPagesPerWindow`). */
+    readonly splits: number;
     readonly events: number;
   };
   readonly emptyRunMs: number;

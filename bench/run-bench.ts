@@ -16,7 +16,7 @@ import type { BenchReport } from './bench-report.types.ts';
 import { formatBenchTable } from './bench-table.ts';
 import { median, prepareCollectProcess } from './collect-process-bench.ts';
 import { startSimulatorProcess } from './simulator-process.ts';
-import { benchThroughput } from './throughput-bench.ts';
+import { benchThroughput, type CpuSplit } from './throughput-bench.ts';
 
 const hourMs = 3_600_000;
 const dayMs = 24 * hourMs;
@@ -38,7 +38,7 @@ const log = (message: string) => process.stderr.write(`[bench ${new Date().toISO
 /** Sizes of the full and the quick form. */
 const sizes = quick
   ? { recordsPerHour: 100_000, throughputRows: 20_000, memorySmall: 10_000, memoryLarge: 50_000, emptyRuns: 3, repeats: 1 }
-  : { recordsPerHour: 500_000, throughputRows: 200_000, memorySmall: 100_000, memoryLarge: 1_000_000, emptyRuns: 5, repeats: 1 };
+  : { recordsPerHour: 500_000, throughputRows: 200_000, memorySmall: 100_000, memoryLarge: 1_000_000, emptyRuns: 5, repeats: 3 };
 
 /**
  * Backfill: 7 days at Graph's quota (100 / 300 s) time-compressed ×10 (→ 30 s)
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     log(`  pipeline ${throughput.pipeline.toFixed(0)}/s, baseline ${throughput.baseline.toFixed(0)}/s`);
     if (throughputOnly) {
       // For iterating on the pipeline: row 1 alone.
-      process.stdout.write(`${JSON.stringify({ throughput })}\n`);
+      process.stdout.write(`${JSON.stringify({ throughput: { ...throughput, ratio: round(throughput.ratio, 3) } })}\n`);
       return;
     }
 
@@ -114,6 +114,9 @@ async function main(): Promise<void> {
         readAhead: true,
         pipelineS: round(throughput.pipelineS, 2),
         baselineS: round(throughput.baselineS, 2),
+        repeats: sizes.repeats,
+        runs: throughput.runs.map((run) => ({ pipelineS: round(run.pipelineS, 2), baselineS: round(run.baselineS, 2) })),
+        cpuS: { pipeline: roundCpu(throughput.pipelineCpu), baseline: roundCpu(throughput.baselineCpu) },
       },
       memory: {
         rss100kMb: round(small.maxRssMb, 1),
@@ -137,6 +140,7 @@ async function main(): Promise<void> {
         latencyBoundS: round(backfill.latencyBoundS, 2),
         concurrency: backfill.concurrency,
         subWindows: backfill.subWindows,
+        splits: backfill.splits,
         events: backfill.events,
       },
       emptyRunMs: Math.round(median(emptyMs)),
@@ -155,6 +159,11 @@ async function main(): Promise<void> {
     await Promise.all([sim.close(), emptySim.close()]);
     await nats.close();
   }
+}
+
+function roundCpu(cpu: CpuSplit): { collector: number; natsServer: number | null; simulator: number | null } {
+  const maybe = (value: number | undefined) => (value === undefined ? null : round(value, 2));
+  return { collector: round(cpu.collectorS, 2), natsServer: maybe(cpu.natsServerS), simulator: maybe(cpu.simulatorS) };
 }
 
 function round(value: number, digits: number): number {

@@ -48,6 +48,8 @@ export interface ThroughputResult {
   readonly baselineS: number;
   readonly pipelineCpu: CpuSplit;
   readonly baselineCpu: CpuSplit;
+  /** Every timed run, in order (the best of each side is reported above): how noisy the machine was. */
+  readonly runs: ReadonlyArray<{ readonly pipelineS: number; readonly baselineS: number }>;
 }
 
 export interface ThroughputDeps {
@@ -57,7 +59,7 @@ export interface ThroughputDeps {
   readonly simulatorPid?: number;
   readonly window: { readonly startMs: number; readonly endMs: number };
   readonly maxInFlight?: number;
-  /** Timed runs of each side; the best of each is reported (default 1). */
+  /** Timed runs of each side, alternating; the best of each is reported (default 1). */
   readonly repeats?: number;
 }
 
@@ -126,6 +128,8 @@ export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputR
   let events = 0;
   let baselineCpu: CpuSplit | undefined;
   let pipelineCpu: CpuSplit | undefined;
+  const runs: Array<{ pipelineS: number; baselineS: number }> = [];
+  // The sides alternate, so a slow spell of a shared machine hits both rather than one.
   for (let run = 0; run < repeats; run++) {
     await deps.nats.freshStream();
     const baselineRun = await withCpuSplit(deps, () => publishAll(js, captured, maxInFlight));
@@ -137,10 +141,11 @@ export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputR
     const pipeline = pipelineRun.result;
     if (pipeline.seconds < pipelineS) [pipelineS, pipelineCpu] = [pipeline.seconds, pipelineRun.cpu];
     events = pipeline.events;
+    runs.push({ pipelineS: pipeline.seconds, baselineS: baselineRun.result });
     const storedByPipeline = await deps.nats.storedCount();
     if (storedByPipeline !== captured.length) throw new Error(`pipeline stored ${storedByPipeline} of ${captured.length} messages`);
   }
   const pipeline = events / pipelineS;
   const baseline = captured.length / baselineS;
-  return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS, pipelineCpu: pipelineCpu!, baselineCpu: baselineCpu! };
+  return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS, pipelineCpu: pipelineCpu!, baselineCpu: baselineCpu!, runs };
 }
