@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const settledEndMs = Math.floor(Date.now() / hourMs) * hourMs - 26 * hourMs;
   log('starting nats-server and simulator');
   const nats = await startBenchNats();
-  const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour, lowPriority: true });
+  const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour, lowPriority: true, pageCacheMb: 512 });
   const emptySim = await startSimulatorProcess({ seed: 6, recordsPerHour: 0 });
   try {
     log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);

@@ -22,6 +22,8 @@ export interface SimulatorProcessOptions {
   readonly quota?: { readonly limit: number; readonly windowS: number; readonly timeScale: number };
   /** Run at nice 10: it stands in for a service that runs elsewhere, so it gets the CPU the collector leaves. */
   readonly lowPriority?: boolean;
+  /** `--page-cache-mb`: serve settled pages rendered once (0 = off). */
+  readonly pageCacheMb?: number;
 }
 
 export interface SimulatorProcess {
@@ -49,7 +51,7 @@ async function simHook(dispatcher: Agent, url: string, method: 'GET' | 'PUT', bo
 export async function startSimulatorProcess(opts: SimulatorProcessOptions): Promise<SimulatorProcess> {
   const child: ChildProcess = spawn(
     process.execPath,
-    [cliEntry, 'simulate', '--seed', String(opts.seed), '--records-per-hour', String(opts.recordsPerHour), '--page-latency-ms', String(opts.pageLatencyMs ?? 0)],
+    [cliEntry, 'simulate', '--seed', String(opts.seed), '--records-per-hour', String(opts.recordsPerHour), '--page-latency-ms', String(opts.pageLatencyMs ?? 0), '--page-cache-mb', String(opts.pageCacheMb ?? 0)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   if (opts.lowPriority && child.pid !== undefined) setPriority(child.pid, 10);

@@ -40,6 +40,7 @@ interface SimulateFlags {
   days: number;
   tokenLifetime: number;
   pageLatencyMs: number;
+  pageCacheMb: number;
   fault: FaultRule[];
   rwsNextLink: 'absolute' | 'relative' | 'none';
   rwsReceivedZ: 'always' | 'never' | 'mixed';
@@ -64,6 +65,7 @@ export function simulateCommand(): Command {
     .addOption(new Option('--days <d>', 'retention in days').default(10).argParser(integer('--days', 1)))
     .addOption(new Option('--token-lifetime <s>', 'access token lifetime (expires_in)').default(3599).argParser(integer('--token-lifetime', 1)))
     .addOption(new Option('--page-latency-ms <ms>', 'delay before each data page').default(0).argParser(integer('--page-latency-ms', 0)))
+    .addOption(new Option('--page-cache-mb <mb>', "keep rendered Graph pages of settled windows (older than 24 h) up to this many MB, so serving them again costs no CPU (the bench's setting)").default(0).argParser(integer('--page-cache-mb', 0)))
     .addOption(new Option('--fault <spec>', "inject a fault, repeatable, e.g. 'throttle:p=0.1,retryAfter=5', 'error503:nth=3+4'").default([]).argParser(collectFault))
     .addOption(new Option('--rws-next-link <mode>', 'RWS odata.nextLink form').choices(['absolute', 'relative', 'none']).default('absolute'))
     .addOption(new Option('--rws-received-z <mode>', "RWS Received: trailing Z always, never or mixed").choices(['always', 'never', 'mixed']).default('always'))
@@ -78,6 +80,7 @@ export function simulateCommand(): Command {
         days: flags.days,
         tokenLifetimeS: flags.tokenLifetime,
         pageLatencyMs: flags.pageLatencyMs,
+        pageCacheMb: flags.pageCacheMb,
         faults: flags.fault,
         rws: { nextLink: flags.rwsNextLink, receivedZ: flags.rwsReceivedZ, verboseBareArray: flags.rwsVerboseBareArray === true },
         ...(flags.stateDir !== undefined ? { stateDir: flags.stateDir } : {}),

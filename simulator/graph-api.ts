@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { headerValue, type SimRequest } from './sim-request.ts';
 import { parseGraphFilter, type GraphEqField } from './graph-filter.ts';
 import type { SimResponse } from './simulator.types.ts';
-import { pascalStatusNames, type Tenant, type TenantCursor, type TraceRecord, type TraceStatus } from './tenant.ts';
+import type { RenderedPageCache } from './rendered-page-cache.ts';
+import { pascalStatusNames, settlesWithinMs, type Tenant, type TenantCursor, type TraceRecord, type TraceStatus } from './tenant.ts';
 
 /**
  * Microsoft Graph `GET /{v1.0|beta}/admin/exchange/tracing/messageTraces`
@@ -20,6 +21,8 @@ export interface GraphApi {
 export interface GraphApiDeps {
   readonly tenant: Tenant;
   readonly now: () => number;
+  /** Bodies of settled pages, rendered once (`--page-cache-mb`); none by default. */
+  readonly pageCache?: RenderedPageCache;
 }
 
 type GraphVersion = 'v1.0' | 'beta';
@@ -146,6 +149,15 @@ export function createGraphApi(deps: GraphApiDeps): GraphApi {
         token = first;
       }
       const preferUnknown = /include-unknown-enum-members/i.test(headerValue(request.headers, 'prefer') ?? '');
+      const headers: Record<string, string> = { 'content-type': contentType, 'odata-version': '4.0', 'request-id': randomUUID() };
+      if (preferUnknown) headers['preference-applied'] = 'include-unknown-enum-members';
+      // A settled window's page is the same whatever the as-of instant (bar retention, which is in the key);
+      // its nextLink keeps the first asker's as-of, which serves the same rows.
+      const cacheKey = deps.pageCache !== undefined && token.asOf >= token.hi + settlesWithinMs
+        ? [version, Math.max(token.lo, token.asOf - tenant.days * dayMs), token.hi, token.top, JSON.stringify(token.eq), token.m, token.i, preferUnknown, request.baseUrl].join('|')
+        : undefined;
+      const cached = cacheKey === undefined ? undefined : deps.pageCache?.get(cacheKey);
+      if (cached !== undefined) return { status: 200, headers, body: cached };
       const match2 = matcher(token.eq);
       const query = { startMs: token.lo, endMs: token.hi, asOfMs: token.asOf, ...(match2 !== undefined ? { match: match2 } : {}) };
       const from: TenantCursor | null = skiptoken === null ? null : { minute: token.m, index: token.i };
@@ -170,9 +182,9 @@ export function createGraphApi(deps: GraphApiDeps): GraphApi {
       if (page.next !== null) {
         body['@odata.nextLink'] = `${resource}?$skiptoken=${encodeToken({ ...token, m: page.next.minute, i: page.next.index })}`;
       }
-      const headers: Record<string, string> = { 'content-type': contentType, 'odata-version': '4.0', 'request-id': randomUUID() };
-      if (preferUnknown) headers['preference-applied'] = 'include-unknown-enum-members';
-      return { status: 200, headers, body: JSON.stringify(body) };
+      const rendered = JSON.stringify(body);
+      if (cacheKey !== undefined) deps.pageCache?.set(cacheKey, rendered);
+      return { status: 200, headers, body: rendered };
     },
   };
 }

@@ -6,6 +6,7 @@ import { createSimulatorPki, writePki, type SimulatorPki } from './certificates.
 import { createFaultInjector, type FaultInjector } from './fault-injector.ts';
 import type { FaultRule, QuotaPlan } from './fault-plan.ts';
 import { createGraphApi } from './graph-api.ts';
+import { createRenderedPageCache } from './rendered-page-cache.ts';
 import { createRegisteredApp } from './registered-app.ts';
 import { createRequestStats } from './request-stats.ts';
 import { createRwsApi, type RwsOptions } from './rws-api.ts';
@@ -26,6 +27,8 @@ export interface StartSimulatorOptions {
   /** Default 3599 s, Entra's usual `expires_in`. */
   readonly tokenLifetimeS?: number;
   readonly pageLatencyMs?: number;
+  /** Keep rendered Graph pages of settled windows, up to this many MB (`rendered-page-cache.ts`); 0 = off (default). */
+  readonly pageCacheMb?: number;
   readonly faults?: readonly FaultRule[];
   readonly quota?: Partial<QuotaPlan>;
   readonly rws?: Partial<RwsOptions>;
@@ -142,7 +145,11 @@ export async function startSimulator(opts: StartSimulatorOptions): Promise<Runni
       cert: pki.serverCertPem,
       key: pki.serverKeyPem,
       tokens,
-      graph: createGraphApi({ tenant, now }),
+      graph: createGraphApi({
+        tenant,
+        now,
+        ...(opts.pageCacheMb ? { pageCache: createRenderedPageCache(opts.pageCacheMb * 2 ** 20) } : {}),
+      }),
       rws: createRwsApi({ tenant, now, options: () => options.rws }),
       admin: createAdminApi({
         tenant,

@@ -199,12 +199,19 @@ function finalStatus(random: SeededRandom): TraceStatus {
   return 'delivered';
 }
 
+/**
+ * Every row is visible, and at its final status, this long after it was
+ * received (`visibilityDelayMs`, `changeAtMs`): a window older than this no
+ * longer changes with the as-of instant, except through retention.
+ */
+export const settlesWithinMs = 24 * hourMs;
+
 /** Indexing delay: most rows within 5 minutes, 9 % within the hour, 1 % up to 24 h. */
 function visibilityDelayMs(random: SeededRandom): number {
   const u = random.next();
   if (u < 0.9) return random.int(0, 300_000);
   if (u < 0.99) return random.int(300_001, hourMs);
-  return random.int(hourMs + 1, 24 * hourMs);
+  return random.int(hourMs + 1, settlesWithinMs);
 }
 
 /**
@@ -262,7 +269,7 @@ function generateMinute(seed: number, recordsPerHour: number, minute: number): T
               interimStatus: random.next() < 0.5 ? ('pending' as const) : ('gettingStatus' as const),
               // The change lands within 2 h of visibility and never after received + 24 h,
               // so a window more than 24 h old is final.
-              changeAtMs: Math.min(visibleAtMs + random.int(1, 2 * hourMs), receivedMs + 24 * hourMs),
+              changeAtMs: Math.min(visibleAtMs + random.int(1, 2 * hourMs), receivedMs + settlesWithinMs),
             }
           : {}),
       };
