@@ -24,11 +24,16 @@ function firstString(event: TraceEvent, fields: readonly string[]): string {
   return '';
 }
 
+/** Where each part of the key is, Graph's name first (constant lists: no array built per event). */
+const traceIdFields = ['id', 'MessageTraceId'] as const;
+const recipientFields = ['recipientAddress', 'RecipientAddress'] as const;
+const statusFields = ['status', 'Status'] as const;
+
 /** `${traceId}|${recipient}|${status}`, lowercased. */
 export function recordKey(event: TraceEvent): string {
-  const traceId = firstString(event, ['id', 'MessageTraceId']).toLowerCase();
-  const recipient = firstString(event, ['recipientAddress', 'RecipientAddress']).toLowerCase();
-  const status = firstString(event, ['status', 'Status']).toLowerCase();
+  const traceId = firstString(event, traceIdFields).toLowerCase();
+  const recipient = firstString(event, recipientFields).toLowerCase();
+  const status = firstString(event, statusFields).toLowerCase();
   if (traceId === '') return `sha256:${payloadDigest(event)}`;
   return `${traceId}|${recipient}|${status}`;
 }

@@ -138,12 +138,6 @@ function headersOfPage(page: PageInternalFields): ReadonlyArray<readonly [string
   return entries;
 }
 
-/** True when the event carries `__` fields of its own (breaking's verdict, an expression's field); no array is built to find out. */
-function hasInternalField(event: TraceEvent): boolean {
-  for (const key in event) if (isInternalField(key)) return true;
-  return false;
-}
-
 /**
  * The event's JSON payload, with its NATS headers — `Nats-Msg-Id` and one
  * per internal field — written straight into the map of a fresh
@@ -164,9 +158,11 @@ function serialise(event: TraceEvent, msgId: string, added: AddedInternalFields 
   const map = headers.headers;
   map.set(PubHeaders.MsgIdHdr, [msgId]);
   let payload: Record<string, unknown> = event;
-  if (hasInternalField(event)) {
+  // Object.keys, not for…in: for…in measured ~2 µs per event on these spread-built objects (issue 6 profile).
+  const keys = Object.keys(event);
+  if (anyInternal(keys)) {
     payload = {};
-    for (const key of Object.keys(event)) {
+    for (const key of keys) {
       const value = event[key];
       if (!isInternalField(key)) {
         payload[key] = value;
@@ -177,11 +173,17 @@ function serialise(event: TraceEvent, msgId: string, added: AddedInternalFields 
     }
   }
   if (added !== undefined) {
-    for (const [name, value] of headersOfPage(added.page)) map.set(name, value);
+    const pageEntries = headersOfPage(added.page);
+    for (let index = 0; index < pageEntries.length; index++) map.set(pageEntries[index]![0], pageEntries[index]![1]);
     map.set(finalHeader, added.final ? trueValue : falseValue);
     map.set(isBrokenHeader, event.__isBroken === true ? trueValue : falseValue);
   }
   return JSON.stringify(payload);
+}
+
+function anyInternal(keys: readonly string[]): boolean {
+  for (let index = 0; index < keys.length; index++) if (isInternalField(keys[index]!)) return true;
+  return false;
 }
 
 const finalHeader = headerNameOf('__final');
