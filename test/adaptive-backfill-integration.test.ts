@@ -7,14 +7,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { createCheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { validateConfig } from '../config/load-config.ts';
-import { createLogger } from '../runtime/logger.ts';
 import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
 import { splitAbortReason } from '../runtime/splittable-job.ts';
+import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
@@ -57,16 +56,7 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
       ],
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _encoding, done) {
-          for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
+    const { logger, lines } = capturedLogger();
     const checkpoints = await createCheckpointStore(nc);
     const dispatcher = createDispatcher({ caPem: sim.caPem });
     const collection = await startScheduledCollection({ config: validated.config, nc, dispatcher, logger, branch: null });

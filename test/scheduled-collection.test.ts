@@ -7,14 +7,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
-import { createLogger } from '../runtime/logger.ts';
 import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
@@ -29,7 +28,6 @@ describe('scheduled collection (in-process composition)', () => {
   let nc: NatsConnection;
   let checkpoints: CheckpointStore;
   let config: MsgtraceConfig;
-  const logLines: Array<Record<string, unknown>> = [];
 
   before(async () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 31, recordsPerHour: 3000 })]);
@@ -67,15 +65,7 @@ describe('scheduled collection (in-process composition)', () => {
       },
       0,
     );
-    const logger = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _encoding, done) {
-          for (const line of String(chunk).split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
+    const { logger, lines: logLines } = capturedLogger();
     const dispatcher = createDispatcher({ caPem: sim.caPem });
     const collection = await startScheduledCollection({ config, nc, dispatcher, logger, branch: null });
     try {
@@ -123,16 +113,7 @@ describe('scheduled collection (in-process composition)', () => {
       ],
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _encoding, done) {
-          for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
+    const { logger, lines } = capturedLogger();
     const dispatcher = createDispatcher({ caPem: sim.caPem });
     const collection = await startScheduledCollection({ config: validated.config, nc, dispatcher, logger, branch: null });
     try {
