@@ -7,7 +7,7 @@ export interface BenchReport {
     readonly events: number;
     readonly pageSize: number;
     readonly maxInFlight: number;
-    /** The pipeline row runs with the input option `readAhead` on (one page fetched while the previous is published). */
+    /** The input option `readAhead` of the pipeline row: off, the default (pages fetched only after the previous one is acked). */
     readonly readAhead: boolean;
     /** Best of `repeats` timed runs per side (the sides alternate). */
     readonly pipelineS: number;

@@ -25,7 +25,7 @@ const sim = await startSimulatorProcess({ seed: 6, recordsPerHour });
 try {
   const dir = await mkdtemp(join(tmpdir(), 'msgtrace-profile-'));
   const configFile = join(dir, 'msgtrace.json');
-  await writeBenchConfig(configFile, benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 }, readAhead: true } }));
+  await writeBenchConfig(configFile, benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 } } }));
   await nats.freshStream();
   const endMs = Math.floor(Date.now() / hourMs) * hourMs - 26 * hourMs;
   const startMs = endMs - Math.round((rows / recordsPerHour) * hourMs);

@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   try {
     log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);
     const input = benchConfig(
-      benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 }, readAhead: true } }),
+      benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 } } }),
     ).inputs[0]!;
     const throughput = await benchThroughput({
       nats,
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
         events: throughput.events,
         pageSize: 5000,
         maxInFlight: 128,
-        readAhead: true,
+        readAhead: input.readAhead,
         pipelineS: round(throughput.pipelineS, 2),
         baselineS: round(throughput.baselineS, 2),
         repeats: sizes.repeats,
