@@ -80,6 +80,8 @@ describe('config defaults', () => {
     assert.equal(parsed.pageSize, 1000);
     assert.equal(parsed.maxEventBytes, 51_200);
     assert.equal(parsed.readAhead, false, "strict backpressure unless asked: a page is fetched only after the previous one is acked");
+    assert.equal(parsed.backfillConcurrency, 1);
+    assert.equal(parsed.backfillMaxPagesPerWindow, 10);
     assert.deepEqual(result.config.nats, {
       servers: ['nats://127.0.0.1:4222'],
       eventsStream: { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] },
@@ -168,6 +170,11 @@ describe('config validation names the path and the reason', () => {
 
   it('refuses retryRules.limit 21', () => {
     assertProblem({ inputs: [input({ retryRules: { limit: 21 } })] }, 'inputs[0].retryRules.limit', /0\.\.20 retries; got 21/);
+  });
+
+  it('refuses backfillMaxPagesPerWindow below 2 or fractional', () => {
+    assertProblem({ inputs: [input({ backfillMaxPagesPerWindow: 1 })] }, 'inputs[0].backfillMaxPagesPerWindow', /2 or more/);
+    assertProblem({ inputs: [input({ backfillMaxPagesPerWindow: 2.5 })] }, 'inputs[0].backfillMaxPagesPerWindow', /./);
   });
 
   it('refuses timeout 2401', () => {
