@@ -1,7 +1,7 @@
 /**
  * The sink port of the stream: where events go. The NATS adapter implements
- * it with a JetStream publish (`msgID` = `msgId`, internal fields as
- * headers); `test/support/memory-publisher.ts` is the in-memory double.
+ * it with a JetStream publish (`Nats-Msg-Id` = `msgId`, internal fields
+ * as headers); `test/support/memory-publisher.ts` is the in-memory double.
  */
 import type { PageInternalFields } from './internal-fields.ts';
 import type { TraceEvent } from './trace-event.types.ts';

@@ -8,15 +8,17 @@
  * memory, at most `maxInFlight` publishes unacknowledged.
  *
  * The stages are the pure functions behind the operators (`breakRow`,
- * `isInWindow`, `applyFields`, `withInternalFields`), applied to a row when
- * a publish slot frees up (`publishEach`) rather than one operator per stage
+ * `isInWindow`, `applyFields`, `applyPipeline`), applied to a row when a
+ * publish slot frees up (`publishEach`) rather than one operator per stage
  * over a page of materialised events. Why (issue 6's bench profile): a whole
  * page of events alive at once, copies per stage and RxJS machinery per event
  * per stage were much of the collector's garbage-collector time; now at most
- * `maxInFlight` events exist at once (the other rows wait in `mergeMap`'s
- * buffer as they are), and the page-constant internal fields are computed
- * once per page. The operators stay the public, marble-tested form of each
- * stage; the pipeline runs the same functions.
+ * `maxInFlight` events exist at once (the other rows wait in `publishEach`'s
+ * queue as they are). The internal fields are computed once per page and
+ * handed to the publisher beside each event (`AddedInternalFields`) rather
+ * than merged into a copy of it — `withInternalFields` (the operator form's
+ * function) is the merge they stand for. The operators stay the public,
+ * marble-tested form of each stage; the pipeline runs the same functions.
  */
 import { from, lastValueFrom, reduce } from 'rxjs';
 import type { DeliveryResult } from '../machines/collect-job.types.ts';
