@@ -14,6 +14,8 @@ export interface BenchReport {
     readonly baselineS: number;
     readonly repeats: number;
     readonly runs: ReadonlyArray<{ readonly pipelineS: number; readonly baselineS: number }>;
+    /** Median over the runs of baselineS / pipelineS of the same repeat (the sides alternate). */
+    readonly ratioMedianOfPairs: number;
     /** CPU seconds of the best run of each side: the collector (all its threads), nats-server, the simulator (null off Linux). */
     readonly cpuS: {
       readonly pipeline: { readonly collector: number; readonly natsServer: number | null; readonly simulator: number | null };

@@ -116,6 +116,8 @@ async function main(): Promise<void> {
         baselineS: round(throughput.baselineS, 2),
         repeats: sizes.repeats,
         runs: throughput.runs.map((run) => ({ pipelineS: round(run.pipelineS, 2), baselineS: round(run.baselineS, 2) })),
+        // Each pipeline run against the baseline run just before it: less sensitive to one lucky run than best against best.
+        ratioMedianOfPairs: round(median(throughput.runs.map((run) => run.baselineS / run.pipelineS)), 3),
         cpuS: { pipeline: roundCpu(throughput.pipelineCpu), baseline: roundCpu(throughput.baselineCpu) },
       },
       memory: {
