@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MockAgent } from 'undici';
+import type { MockAgent } from 'undici';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import type { PageRequest, PageResult } from '../machines/collect-job.types.ts';
 import { createPageSource, type PageSourceDeps } from '../adapters/o365/page-source.ts';
+import { createMockApiServer, type MockApiServer, type SeenRequest } from './support/mock-api-server.ts';
 
 const origin = 'https://graph.test';
 const listPath = '/v1.0/admin/exchange/tracing/messageTraces';
@@ -12,13 +13,9 @@ const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 
 const first: PageRequest = { window, cursor: { kind: 'first' }, page: 1 };
 const fixedNow = Date.UTC(2026, 10, 20, 11, 5);
 
-interface Seen {
-  path: string;
-  headers: Record<string, string>;
-}
-
+let api: MockApiServer;
 let agent: MockAgent;
-let seen: Seen[];
+let seen: SeenRequest[];
 
 function source(overrides: Partial<PageSourceDeps> = {}) {
   return createPageSource({
@@ -32,17 +29,8 @@ function source(overrides: Partial<PageSourceDeps> = {}) {
   });
 }
 
-/** Serves one response and records the request it answered. */
 function serve(statusCode: number, body: string | object, headers: Record<string, string> = {}) {
-  const data = typeof body === 'string' ? body : JSON.stringify(body);
-  const contentType = typeof body === 'string' ? {} : { 'content-type': 'application/json; odata.metadata=minimal' };
-  return agent
-    .get(origin)
-    .intercept({ path: () => true, method: 'GET' })
-    .reply((opts) => {
-      seen.push({ path: opts.path, headers: opts.headers as Record<string, string> });
-      return { statusCode, data, responseOptions: { headers: { ...contentType, ...headers } } };
-    });
+  return api.serve(statusCode, body, headers);
 }
 
 function assertNoToken(result: PageResult): void {
@@ -58,14 +46,12 @@ const row = {
 };
 
 beforeEach(() => {
-  agent = new MockAgent();
-  agent.disableNetConnect();
-  seen = [];
+  api = createMockApiServer(origin, 'application/json; odata.metadata=minimal');
+  agent = api.agent;
+  seen = api.seen;
 });
 
-afterEach(async () => {
-  await agent.close();
-});
+afterEach(() => api.close());
 
 describe('Graph page source: requests', () => {
   it('builds the first page with ge/le over the window, $top and the documented headers', async () => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MockAgent } from 'undici';
+import type { MockAgent } from 'undici';
 import type { PageRequest, PageResult } from '../machines/collect-job.types.ts';
 import { createPageSource, type PageSourceDeps } from '../adapters/o365/page-source.ts';
 import { normaliseRwsDate } from '../adapters/o365/rws-page-source.ts';
+import { createMockApiServer, type MockApiServer, type SeenRequest } from './support/mock-api-server.ts';
 
 const origin = 'https://reports.test';
 const servicePath = '/ecp/reportingwebservice/reporting.svc/MessageTrace';
@@ -11,8 +12,9 @@ const window = { startMs: Date.UTC(2023, 11, 19, 22), endMs: Date.UTC(2023, 11, 
 const first: PageRequest = { window, cursor: { kind: 'first' }, page: 1 };
 const fixedNow = Date.UTC(2023, 11, 19, 23, 5);
 
+let api: MockApiServer;
 let agent: MockAgent;
-let seen: Array<{ path: string; headers: Record<string, string> }>;
+let seen: SeenRequest[];
 
 function source(overrides: Partial<PageSourceDeps> = {}) {
   return createPageSource({
@@ -27,15 +29,7 @@ function source(overrides: Partial<PageSourceDeps> = {}) {
 }
 
 function serve(statusCode: number, body: string | object, headers: Record<string, string> = {}) {
-  const data = typeof body === 'string' ? body : JSON.stringify(body);
-  const contentType = typeof body === 'string' ? {} : { 'content-type': 'application/json;odata=minimalmetadata' };
-  return agent
-    .get(origin)
-    .intercept({ path: () => true, method: 'GET' })
-    .reply((opts) => {
-      seen.push({ path: opts.path, headers: opts.headers as Record<string, string> });
-      return { statusCode, data, responseOptions: { headers: { ...contentType, ...headers } } };
-    });
+  return api.serve(statusCode, body, headers);
 }
 
 function lightRow(index: number, received = '2023-12-19T22:30:00.1234567') {
@@ -78,14 +72,12 @@ function page(result: PageResult) {
 }
 
 beforeEach(() => {
-  agent = new MockAgent();
-  agent.disableNetConnect();
-  seen = [];
+  api = createMockApiServer(origin, 'application/json;odata=minimalmetadata');
+  agent = api.agent;
+  seen = api.seen;
 });
 
-afterEach(async () => {
-  await agent.close();
-});
+afterEach(() => api.close());
 
 describe('RWS page source: requests and paging', () => {
   it('builds the StartDate/EndDate filter with $top and Accept: application/json', async () => {
