@@ -16,7 +16,7 @@ import { splitAbortReason } from '../runtime/splittable-job.ts';
 import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 // Older than the simulator's late-row horizon (24 h), so the truth is settled.
@@ -50,8 +50,7 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
           backfillConcurrency: 4,
           backfillMaxPagesPerWindow: 3,
           requestQuota: { limit: 0 },
-          startDate: new Date(range.startMs).toISOString(),
-          endDate: new Date(range.endMs).toISOString(),
+          ...windowDates(range),
         }),
       ],
     });

@@ -16,7 +16,7 @@ import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/ch
 import { createJobRecordStore } from '../adapters/nats/job-records.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { spawnMsgtrace, storedCount, storedMsgIds, waitFor } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const inputId = 'crash';
@@ -58,8 +58,7 @@ describe('crash: SIGKILL mid-window, restart, exact ground truth', () => {
           graphInput(sim, inputId, {
             pageSize,
             interval: 1,
-            startDate: new Date(window.startMs).toISOString(),
-            endDate: new Date(window.endMs).toISOString(),
+            ...windowDates(window),
           }),
         ],
       }),

@@ -19,7 +19,7 @@ import { createJobRecordStore, type JobRecordStore } from '../adapters/nats/job-
 import type { Checkpoint, JobRecord } from '../machines/scheduler.types.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { runMsgtraceCli, spawnMsgtrace, storedCount, storedMsgIds, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const inputId = 'graceful';
@@ -86,8 +86,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
           graphInput(sim, inputId, {
             pageSize,
             interval: 1,
-            startDate: new Date(window.startMs).toISOString(),
-            endDate: new Date(window.endMs).toISOString(),
+            ...windowDates(window),
           }),
         ],
       }),

@@ -16,7 +16,7 @@ import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
 import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
-import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const endMs = Math.floor(Date.now() / hourMs) * hourMs - 27 * hourMs;
@@ -39,8 +39,7 @@ describe('scheduled collection (in-process composition)', () => {
         graphInput(sim, 'expired', {
           pageSize: 500,
           interval: 1,
-          startDate: new Date(window.startMs).toISOString(),
-          endDate: new Date(window.endMs).toISOString(),
+          ...windowDates(window),
         }),
       ],
     });
@@ -107,8 +106,7 @@ describe('scheduled collection (in-process composition)', () => {
           pageSize: 1000,
           interval: 1,
           backfillConcurrency: 4,
-          startDate: new Date(range.startMs).toISOString(),
-          endDate: new Date(range.endMs).toISOString(),
+          ...windowDates(range),
         }),
       ],
     });

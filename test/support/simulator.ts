@@ -70,6 +70,11 @@ export async function fetchTruthKeys(
  * A raw Graph input (as a user would write it) signing in to this simulator
  * with the registered app's client secret; `extra` adds or overrides keys.
  */
+/** An input's `startDate` and `endDate` for a fixed window: the collector's first run covers exactly it. */
+export function windowDates(window: { readonly startMs: number; readonly endMs: number }): { startDate: string; endDate: string } {
+  return { startDate: new Date(window.startMs).toISOString(), endDate: new Date(window.endMs).toISOString() };
+}
+
 export function graphInput(simulator: Pick<TestSimulator, 'describe'>, id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const d = simulator.describe();
   return {
