@@ -22,7 +22,7 @@ import { InputSchema } from '../config/schema.ts';
 import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { findSecrets } from './support/cassette-recorder.ts';
-import { loadCassette, recordedOrigin, SteppingClock, type Cassette, type HttpExchange } from './support/cassette.ts';
+import { loadCassette, recordedOrigin, retryDelaysOf, SteppingClock, type Cassette, type HttpExchange } from './support/cassette.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
 import { startTestSimulator } from './support/simulator.ts';
 
@@ -159,10 +159,7 @@ async function replayHttp(cassette: Cassette): Promise<HttpReplay> {
       clock.set(due);
     }
     const summary = await job;
-    const retryDelaysMs = steps.flatMap((s, i) => {
-      const following = steps[i + 1];
-      return s.state === 'retryWait' && following !== undefined ? [following.at - s.at] : [];
-    });
+    const retryDelaysMs = retryDelaysOf(steps);
     return {
       trail: steps.map((s) => s.state),
       steps,

@@ -268,6 +268,14 @@ export function trailRecorder(): {
   };
 }
 
+/** How long each `retryWait` lasted: from entering it to the next state, on the run's clock. */
+export function retryDelaysOf(steps: readonly TrailStep[]): number[] {
+  return steps.flatMap((step, index) => {
+    const following = steps[index + 1];
+    return step.state === 'retryWait' && following !== undefined ? [following.at - step.at] : [];
+  });
+}
+
 export interface ReplayRun {
   readonly trail: string[];
   readonly steps: TrailStep[];
@@ -310,10 +318,7 @@ export async function runCassette(cassette: Cassette, maxSteps = 10_000): Promis
   if (snapshot.status === 'active') job.stop();
 
   const steps = recorder.steps;
-  const retryDelaysMs = steps.flatMap((s, i) => {
-    const following = steps[i + 1];
-    return s.state === 'retryWait' && following !== undefined ? [following.at - s.at] : [];
-  });
+  const retryDelaysMs = retryDelaysOf(steps);
   return {
     trail: steps.map((s) => s.state),
     steps,
