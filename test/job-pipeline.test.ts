@@ -5,21 +5,12 @@ import { compileFields } from '../streams/eval-fields.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
 import { publishWith } from '../streams/publish-with.ts';
 import { recordKey } from '../streams/record-key.ts';
-import type { JobStreamContext, PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
+import type { PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
+import { testStreamContext, testWindow } from './support/stream-context.ts';
 
-const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
-
-const ctx: JobStreamContext = {
-  inputId: 'o365',
-  jobId: 'job-7',
-  source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=1000',
-  window,
-  disableTimeFilter: false,
-  metadata: [],
-  maxEventBytes: 51_200,
-  subject: 'msgtrace.events.o365',
-};
+const window = testWindow;
+const ctx = testStreamContext({ jobId: 'job-7', source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=1000' });
 
 function row(n: number, minute = n % 60, status = 'delivered'): Record<string, unknown> {
   return {

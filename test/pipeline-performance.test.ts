@@ -19,20 +19,12 @@ import { eventWithAdded, pageInternalFields, splitInternalFields } from '../stre
 import { deliverPageThroughPipeline, finalRowIndex } from '../streams/job-pipeline.ts';
 import { jsonBytesAtMost } from '../streams/json-size-bound.ts';
 import { publishEach } from '../streams/publish-with.ts';
-import type { JobStreamContext, TraceEvent } from '../streams/trace-event.types.ts';
+import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
+import { testStreamContext, testWindow } from './support/stream-context.ts';
 
-const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
-const ctx: JobStreamContext = {
-  inputId: 'o365',
-  jobId: 'job-9',
-  source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
-  window,
-  disableTimeFilter: false,
-  metadata: [],
-  maxEventBytes: 51_200,
-  subject: 'msgtrace.events.o365',
-};
+const window = testWindow;
+const ctx = testStreamContext({ jobId: 'job-9' });
 
 function row(n: number, receivedDateTime = `2026-11-20T10:${String(n % 60).padStart(2, '0')}:00Z`): Record<string, unknown> {
   return { id: `trace-${n}`, recipientAddress: `user${n}@contoso.com`, receivedDateTime, status: 'delivered', size: 1000 + n };

@@ -7,8 +7,9 @@ import { compileFields } from '../streams/eval-fields.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
 import { PipelineError } from '../streams/pipeline-error.ts';
 import { applyPipeline, compilePipeline, compilePipelineById } from '../streams/pipeline.ts';
-import type { JobStreamContext, TraceEvent } from '../streams/trace-event.types.ts';
+import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
+import { testStreamContext, testWindow } from './support/stream-context.ts';
 
 const event: TraceEvent = {
   _time: 1763634600,
@@ -173,17 +174,8 @@ describe('pipelines', () => {
   });
 
   it('end to end: deliverPageThroughPipeline drops (counted as filtered), masks and counts pipeline errors', async () => {
-    const window = { startMs: Date.UTC(2026, 10, 20, 10), endMs: Date.UTC(2026, 10, 20, 11) };
-    const ctx: JobStreamContext = {
-      inputId: 'o365',
-      jobId: 'job-1',
-      source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
-      window,
-      disableTimeFilter: false,
-      metadata: [],
-      maxEventBytes: 51_200,
-      subject: 'msgtrace.events.o365',
-    };
+    const window = testWindow;
+    const ctx = testStreamContext();
     const rows = ['Delivered', 'Failed', 'Delivered', 'Pending'].map((status, n) => ({
       id: `00000000-0000-0000-0000-00000000000${n}`,
       recipientAddress: `user${n}@contoso.com`,
