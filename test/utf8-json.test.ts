@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { looksLikeHtml, rawResponse } from '../adapters/o365/page-http.ts';
 import { parseUtf8Json } from '../adapters/o365/utf8-json.ts';
 
 /** What the fast parse must always equal: decode the whole body, then parse. */
@@ -51,5 +52,19 @@ describe('parseUtf8Json equals JSON.parse of the UTF-8 decoded body', () => {
     // JSON.stringify keeps these characters raw (no \u escapes except for controls), which is the fast path's case.
     const body = Buffer.from(JSON.stringify({ value: rows }));
     assert.deepEqual(parseUtf8Json(body), JSON.parse(body.toString('utf8')));
+  });
+});
+
+describe('looksLikeHtml reads the first bytes as /^\\s*</ reads the decoded text', () => {
+  const bodies = ['<html>', '  \r\n\t<!DOCTYPE html>', '\v\f<p>', '{"value":[]}', ' [1]', '', '   ', '\uFEFF<html>', '\u00A0<html>', '\u2028 <b>', '\uFEFF{}', 'é<', 'x<html>'];
+  for (const text of bodies) {
+    it(JSON.stringify(text), () => {
+      const response = rawResponse({ status: 200, contentType: 'application/json', retryAfter: undefined, location: undefined }, Buffer.from(text));
+      assert.equal(looksLikeHtml(response), /^\s*</.test(text));
+    });
+  }
+
+  it('trusts an HTML content type whatever the body', () => {
+    assert.equal(looksLikeHtml(rawResponse({ status: 200, contentType: 'text/html; charset=utf-8', retryAfter: undefined, location: undefined }, Buffer.from('{}'))), true);
   });
 });

@@ -169,17 +169,19 @@ export function snippet(text: string, max = 300): string {
 
 /** Whether a body is an HTML page (IIS errors, the "Sign in to Outlook" page) rather than JSON. */
 export function looksLikeHtml(response: RawResponse): boolean {
-  return response.contentType.includes('html') || response.body[firstNonSpace(response.body)] === lessThan;
+  if (response.contentType.includes('html')) return true;
+  // `/^\s*</` on the text, without decoding a 2.5 MB page to look at its first byte:
+  // ASCII whitespace is skipped here; a non-ASCII byte first (a BOM, a no-break space) is rare, and decides on the text.
+  const body = response.body;
+  let index = 0;
+  while (index < body.length && asciiWhitespace.has(body[index]!)) index++;
+  if (index === body.length) return false;
+  return body[index]! < 0x80 ? body[index] === lessThan : /^\s*</.test(response.text);
 }
 
 const lessThan = 0x3c;
-
-/** Index of the first byte that is not JSON whitespace (the body's length when there is none). */
-function firstNonSpace(body: Buffer): number {
-  let index = 0;
-  while (index < body.length && (body[index] === 0x20 || body[index] === 0x0a || body[index] === 0x0d || body[index] === 0x09)) index++;
-  return index;
-}
+/** Tab, line feed, vertical tab, form feed, carriage return, space: the ASCII part of `\s`. */
+const asciiWhitespace = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20]);
 
 export type ParsedJson = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly reason: string };
 
