@@ -15,7 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { startLocalNatsServer, type LocalNatsServer } from '../adapters/nats/local-nats-server.ts';
-import { freePort, natsUsers } from '../test/support/nats-server.ts';
+import { natsServerPorts, natsUsers } from '../test/support/nats-server.ts';
 
 export const projectNatsConf = fileURLToPath(new URL('../nats.conf', import.meta.url));
 
@@ -40,9 +40,7 @@ export async function startBenchNats(): Promise<BenchNats> {
   const server = await startLocalNatsServer({
     configFile: projectNatsConf,
     workDir,
-    port: await freePort(),
-    monitorPort: await freePort(),
-    websocketPort: await freePort(),
+    ...(await natsServerPorts()),
   });
   // msgtrace's own connection options, so the baseline uses the very client the pipeline uses.
   const nc = await connectNats({ servers: [server.url], user: collectorUser.user, password: collectorUser.pass });

@@ -26,7 +26,7 @@ import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { connectNatsWithRetry } from '../runtime/connect-nats-with-retry.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
-import { freePort, natsUsers, projectNatsConf, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { freePort, natsServerPorts, natsUsers, projectNatsConf, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 import { storedMsgIds } from './support/msgtrace-process.ts';
 
@@ -260,7 +260,7 @@ describe('NATS faults', () => {
   });
 
   it('`msgtrace run` started before the nats-server waits for it, logging each attempt, then completes its job', async () => {
-    const ports = { port: await freePort(), monitorPort: await freePort(), websocketPort: await freePort() };
+    const ports = await natsServerPorts();
     const file = join(workDir, 'run-before-nats.json');
     await writeFile(
       file,

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
+import { freePorts, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { deriveNatsConfig } from '../adapters/nats/local-nats-server.ts';
 
 describe('nats.conf on a real nats-server', () => {
@@ -59,5 +59,14 @@ describe('nats.conf on a real nats-server', () => {
     } finally {
       await nc.close();
     }
+  });
+});
+
+describe('free ports for test servers', () => {
+  it('hands out distinct ports when several are asked for at once', async () => {
+    const ports = await freePorts(40);
+    assert.equal(ports.length, 40);
+    assert.equal(new Set(ports).size, 40);
+    assert.ok(ports.every((port) => port > 0));
   });
 });

@@ -14,15 +14,39 @@ export const natsUsers = {
 } as const;
 
 export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `count` distinct free loopback ports: every listener stays open until all
+ * have their port, so the kernel cannot hand the same one out twice (taken
+ * one after the other, a nats-server once got the same port for its client
+ * and monitor listeners and failed with "address already in use").
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((done, fail) => {
+            server.once('error', fail);
+            server.listen(0, '127.0.0.1', () => {
+              const address = server.address();
+              done(typeof address === 'object' && address ? address.port : 0);
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((done) => (server.listening ? server.close(() => done()) : done()))));
+  }
+}
+
+/** The three listeners of a nats-server from nats.conf, on distinct free ports. */
+export async function natsServerPorts(): Promise<{ port: number; monitorPort: number; websocketPort: number }> {
+  const [port, monitorPort, websocketPort] = await freePorts(3);
+  return { port: port!, monitorPort: monitorPort!, websocketPort: websocketPort! };
 }
 
 export interface TestNatsServer extends LocalNatsServer {
@@ -38,7 +62,7 @@ export interface TestNatsServer extends LocalNatsServer {
  */
 export async function startTestNatsServer(options: { extraConfig?: string } = {}): Promise<TestNatsServer> {
   const workDir = await mkdtemp(join(tmpdir(), 'msgtrace-nats-'));
-  const ports = { port: await freePort(), monitorPort: await freePort(), websocketPort: await freePort() };
+  const ports = await natsServerPorts();
   const launch = async (): Promise<TestNatsServer> => {
     const server = await startLocalNatsServer({ configFile: projectNatsConf, workDir, ...ports, extraConfig: options.extraConfig });
     return {
