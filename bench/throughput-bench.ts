@@ -13,7 +13,10 @@
  *   server; the ratio says how much msgtrace costs on top of it.
  *
  * Each timed run starts on a fresh stream so Nats-Msg-Id dedupe of an
- * earlier run never turns publishes into cheap "duplicate" acks.
+ * earlier run never turns publishes into cheap "duplicate" acks, and after a
+ * full GC with only its own data reachable: the baseline's messages are
+ * unpacked just before its run and dropped before the pipeline's (see
+ * `packed-capture.ts`), so neither side's heap carries the other's.
  */
 import type { JetStreamClient, JetStreamPublishOptions } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
@@ -24,13 +27,8 @@ import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { defaultMaxInFlight } from '../streams/job-pipeline.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import type { BenchNats } from './bench-nats.ts';
+import { type CapturedPublish, packCapture, unpackCapture } from './packed-capture.ts';
 import { processCpuSeconds } from './process-cpu.ts';
-
-export interface CapturedPublish {
-  readonly subject: string;
-  readonly data: string;
-  readonly options: Partial<JetStreamPublishOptions>;
-}
 
 /** CPU seconds each process spent during one side's timed run (undefined where /proc is not there). */
 export interface CpuSplit {
@@ -90,6 +88,13 @@ async function collectOnce(deps: ThroughputDeps, publisher: EventPublisher, jobI
   }
 }
 
+/** A full, synchronous GC, so a timed run does not inherit the previous one's garbage (`npm run bench` passes --expose-gc). */
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== 'function') throw new Error('the throughput bench needs node --expose-gc (npm run bench passes it)');
+  gc();
+}
+
 /** The minimal publisher: a fixed number of workers, each awaiting its own ack before the next publish. */
 async function publishAll(js: JetStreamClient, messages: readonly CapturedPublish[], maxInFlight: number): Promise<number> {
   let next = 0;
@@ -120,8 +125,12 @@ export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputR
   const maxInFlight = deps.maxInFlight ?? defaultMaxInFlight;
   const repeats = deps.repeats ?? 1;
   // Capture run (untimed): fetches the records and serialises them the publisher's way; also warms the JIT.
+  collectGarbage();
   const captured: CapturedPublish[] = [];
   await collectOnce(deps, createJetStreamPublisher(recordingJetStream(captured)), 'bench-capture');
+  const packed = packCapture(captured);
+  const messageCount = captured.length;
+  captured.length = 0;
   const js = jetstream(deps.nats.nc);
   let baselineS = Infinity;
   let pipelineS = Infinity;
@@ -132,20 +141,24 @@ export async function benchThroughput(deps: ThroughputDeps): Promise<ThroughputR
   // The sides alternate, so a slow spell of a shared machine hits both rather than one.
   for (let run = 0; run < repeats; run++) {
     await deps.nats.freshStream();
-    const baselineRun = await withCpuSplit(deps, () => publishAll(js, captured, maxInFlight));
+    let messages: CapturedPublish[] | null = unpackCapture(packed);
+    collectGarbage();
+    const baselineRun = await withCpuSplit(deps, () => publishAll(js, messages!, maxInFlight));
+    messages = null;
     if (baselineRun.result < baselineS) [baselineS, baselineCpu] = [baselineRun.result, baselineRun.cpu];
     const stored = await deps.nats.storedCount();
-    if (stored !== captured.length) throw new Error(`baseline stored ${stored} of ${captured.length} messages`);
+    if (stored !== messageCount) throw new Error(`baseline stored ${stored} of ${messageCount} messages`);
     await deps.nats.freshStream();
+    collectGarbage();
     const pipelineRun = await withCpuSplit(deps, () => collectOnce(deps, createJetStreamPublisher(js), `bench-pipeline-${run}`));
     const pipeline = pipelineRun.result;
     if (pipeline.seconds < pipelineS) [pipelineS, pipelineCpu] = [pipeline.seconds, pipelineRun.cpu];
     events = pipeline.events;
     runs.push({ pipelineS: pipeline.seconds, baselineS: baselineRun.result });
     const storedByPipeline = await deps.nats.storedCount();
-    if (storedByPipeline !== captured.length) throw new Error(`pipeline stored ${storedByPipeline} of ${captured.length} messages`);
+    if (storedByPipeline !== messageCount) throw new Error(`pipeline stored ${storedByPipeline} of ${messageCount} messages`);
   }
   const pipeline = events / pipelineS;
-  const baseline = captured.length / baselineS;
+  const baseline = messageCount / baselineS;
   return { events, pipeline, baseline, ratio: pipeline / baseline, pipelineS, baselineS, pipelineCpu: pipelineCpu!, baselineCpu: baselineCpu!, runs };
 }
