@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { headerValue, type SimRequest } from './sim-request.ts';
 import { parseGraphFilter, type GraphEqField } from './graph-filter.ts';
-import type { SimResponse } from './simulator.types.ts';
+import type { SimBytesResponse, SimResponse } from './simulator.types.ts';
 import type { RenderedPageCache } from './rendered-page-cache.ts';
 import { pascalStatusNames, settlesWithinMs, type Tenant, type TenantCursor, type TraceRecord, type TraceStatus } from './tenant.ts';
 
@@ -15,7 +15,7 @@ import { pascalStatusNames, settlesWithinMs, type Tenant, type TenantCursor, typ
 export interface GraphApi {
   /** True when the path is this API's (the server routes on it). */
   matches(path: string): boolean;
-  handle(request: SimRequest): SimResponse;
+  handle(request: SimRequest): SimResponse | SimBytesResponse;
 }
 
 export interface GraphApiDeps {
@@ -183,8 +183,10 @@ export function createGraphApi(deps: GraphApiDeps): GraphApi {
         body['@odata.nextLink'] = `${resource}?$skiptoken=${encodeToken({ ...token, m: page.next.minute, i: page.next.index })}`;
       }
       const rendered = JSON.stringify(body);
-      if (cacheKey !== undefined) deps.pageCache?.set(cacheKey, rendered);
-      return { status: 200, headers, body: rendered };
+      if (cacheKey === undefined || deps.pageCache === undefined) return { status: 200, headers, body: rendered };
+      const bytes = Buffer.from(rendered, 'utf8');
+      deps.pageCache.set(cacheKey, bytes);
+      return { status: 200, headers, body: bytes };
     },
   };
 }

@@ -8,18 +8,19 @@
  * (rows → Graph items → 2.5 MB of JSON) took ~60 ms of a core that the
  * collector and nats-server were measured on. Only a settled window's pages
  * are cached (see `GraphApi`), whose content no longer depends on when they
- * are asked for.
+ * are asked for. Bodies are kept as their UTF-8 bytes, ready to write: a
+ * page's subjects hold non-ASCII text, so re-encoding the string on every
+ * serve was itself several ms of that core.
  */
 export interface RenderedPageCache {
-  get(key: string): string | undefined;
-  set(key: string, body: string): void;
+  get(key: string): Buffer | undefined;
+  set(key: string, body: Buffer): void;
 }
 
 export function createRenderedPageCache(maxBytes: number): RenderedPageCache {
-  const bodies = new Map<string, string>();
+  const bodies = new Map<string, Buffer>();
   let bytes = 0;
-  // JS strings are UTF-16 in memory: two bytes a char is the bound that matters for the process.
-  const sizeOf = (body: string) => body.length * 2;
+  const sizeOf = (body: Buffer) => body.length;
   return {
     get(key) {
       const body = bodies.get(key);

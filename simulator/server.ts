@@ -8,7 +8,7 @@ import type { RequestStats } from './request-stats.ts';
 import type { RwsApi } from './rws-api.ts';
 import { headerValue, type SimRequest } from './sim-request.ts';
 import type { SimulatorOptions } from './simulator-options.ts';
-import type { FaultAction, FaultRequest, SimApi, SimResponse, TokenAudience } from './simulator.types.ts';
+import type { FaultAction, FaultRequest, SimApi, SimBytesResponse, SimResponse, TokenAudience } from './simulator.types.ts';
 import type { TokenService } from './token-service.ts';
 
 /**
@@ -114,8 +114,8 @@ export function createSimulatorServer(deps: SimulatorServerDeps): SimulatorServe
     return { api: 'unknown' };
   }
 
-  function send(res: ServerResponse, response: SimResponse, truncate = false): void {
-    let body = Buffer.from(response.body, 'utf8');
+  function send(res: ServerResponse, response: SimResponse | SimBytesResponse, truncate = false): void {
+    let body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
     if (truncate) body = body.subarray(0, Math.floor(body.length / 2));
     if (res.destroyed || res.writableEnded) return;
     res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
@@ -160,7 +160,7 @@ export function createSimulatorServer(deps: SimulatorServerDeps): SimulatorServe
     if (fault?.kind === 'stall') await wait(fault.ms);
     if (closing || res.destroyed) return;
 
-    let response: SimResponse;
+    let response: SimResponse | SimBytesResponse;
     if (target.api === 'token') {
       response = target.serve(request);
     } else if (auth !== null && !auth.ok) {

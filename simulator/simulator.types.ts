@@ -16,6 +16,13 @@ export interface SimResponse {
   readonly body: string;
 }
 
+/** A response whose body is already UTF-8 bytes: a cached Graph page (`rendered-page-cache.ts`), written as it is. */
+export interface SimBytesResponse {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
 /**
  * The app registered in the simulated tenant: what a collector needs to sign
  * in. `certificatePem`/`privateKeyPem` are the app's client certificate, whose

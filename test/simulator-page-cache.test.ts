@@ -4,27 +4,40 @@ import { request } from 'undici';
 import { createRenderedPageCache } from '../simulator/rendered-page-cache.ts';
 import { fetchTestToken, fetchTruthKeys, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 
+const bytes = (body: string) => Buffer.from(body, 'utf8');
+const text = (body: Buffer | undefined) => body?.toString('utf8');
+
 describe('rendered page cache (least recently used out, bounded by bytes)', () => {
   it('evicts the least recently used bodies once over its bytes, and keeps what was read recently', () => {
-    const cache = createRenderedPageCache(40); // 20 chars
-    cache.set('a', 'aaaaaaa'); // 14 bytes
-    cache.set('b', 'bbbbbbb');
-    assert.equal(cache.get('a'), 'aaaaaaa', 'a read: now the most recent');
-    cache.set('c', 'ccccccc'); // 42 bytes > 40: the least recent (b) goes
+    const cache = createRenderedPageCache(20);
+    cache.set('a', bytes('aaaaaaa')); // 7 bytes
+    cache.set('b', bytes('bbbbbbb'));
+    assert.equal(text(cache.get('a')), 'aaaaaaa', 'a read: now the most recent');
+    cache.set('c', bytes('ccccccc')); // 21 bytes > 20: the least recent (b) goes
     assert.equal(cache.get('b'), undefined);
-    assert.equal(cache.get('a'), 'aaaaaaa');
-    assert.equal(cache.get('c'), 'ccccccc');
+    assert.equal(text(cache.get('a')), 'aaaaaaa');
+    assert.equal(text(cache.get('c')), 'ccccccc');
   });
 
   it('does not keep a body larger than the whole cache, and replaces a key in place', () => {
-    const cache = createRenderedPageCache(10);
-    cache.set('big', 'x'.repeat(6));
+    const cache = createRenderedPageCache(5);
+    cache.set('big', bytes('x'.repeat(6)));
     assert.equal(cache.get('big'), undefined);
-    cache.set('k', 'one');
-    cache.set('k', 'two');
-    assert.equal(cache.get('k'), 'two');
-    cache.set('m', 'mm'); // 6 + 4 = 10 bytes: both fit
-    assert.equal(cache.get('k'), 'two');
+    cache.set('k', bytes('one'));
+    cache.set('k', bytes('two'));
+    assert.equal(text(cache.get('k')), 'two');
+    cache.set('m', bytes('mm')); // 3 + 2 = 5 bytes: both fit
+    assert.equal(text(cache.get('k')), 'two');
+  });
+
+  it('counts bytes, not characters: a non-ASCII body takes its UTF-8 size', () => {
+    const cache = createRenderedPageCache(8);
+    cache.set('a', bytes('ééé')); // 6 bytes
+    cache.set('b', bytes('zz')); // 8 bytes in all: both fit
+    assert.equal(text(cache.get('a')), 'ééé');
+    cache.set('c', bytes('y')); // 9 > 8: the least recent (b) goes
+    assert.equal(cache.get('b'), undefined);
+    assert.equal(text(cache.get('a')), 'ééé');
   });
 });
 
