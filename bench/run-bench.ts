@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   try {
     log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);
     const input = benchConfig(
-      benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 } } }),
+      benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 }, readAhead: true } }),
     ).inputs[0]!;
     const throughput = await benchThroughput({
       nats,
