@@ -162,6 +162,10 @@ describe('JetStream publisher message, built in one pass', () => {
       { _time: 1, id: 'plain', subject: 'Grüße' },
       { _time: 1, id: 'broken', __isBroken: true, __brokenReason: 'time' },
       { _time: 1, id: 'overrides', __inputId: 'set by an expression', __page: 99, __final: true, __custom: ' padded\nvalue ' },
+      // Values that look internal in the JSON text (`"__`) but are not fields: the payload keeps them.
+      { _time: 1, id: '__id', subject: 'say "__hi"', tags: ['__a'] },
+      // An internal field whose value JSON leaves out: no header, nothing in the payload.
+      { _time: 1, id: 'undefined-internal', __custom: undefined },
     ];
     for (const event of events) {
       for (const final of [false, true]) {
