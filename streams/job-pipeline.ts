@@ -7,14 +7,15 @@
  * only after it resolves, which is the backpressure: at most one page in
  * memory, at most `maxInFlight` publishes unacknowledged.
  *
- * The stages are the pure functions behind the operators (`breakRow`,
- * `isInWindow`, `applyFields`, `applyPipeline`), applied to a row when a
+ * The stages are the functions behind the operators (`breakRow` — here in
+ * place, `breakRowInPlace`: the page's rows are this delivery's own and
+ * become its events — `isInWindow`, `applyFields`, `applyPipeline`), applied to a row when a
  * publish slot frees up (`publishEach`) rather than one operator per stage
  * over a page of materialised events. Why (issue 6's bench profile): a whole
  * page of events alive at once, copies per stage and RxJS machinery per event
- * per stage were much of the collector's garbage-collector time; now at most
- * `maxInFlight` events exist at once (the other rows wait in `publishEach`'s
- * queue as they are). The internal fields are computed once per page and
+ * per stage were much of the collector's garbage-collector time; now a row
+ * becomes an event only when its publish slot frees (the other rows wait in
+ * `publishEach`'s queue as they are). The internal fields are computed once per page and
  * handed to the publisher beside each event (`AddedInternalFields`) rather
  * than merged into a copy of it — `withInternalFields` (the operator form's
  * function) is the merge they stand for. The operators stay the public,
@@ -22,7 +23,7 @@
  */
 import { from, lastValueFrom, reduce } from 'rxjs';
 import type { DeliveryResult } from '../machines/collect-job.types.ts';
-import { breakRow, rowTime } from './break-events.ts';
+import { breakRowInPlace, rowTime } from './break-events.ts';
 import { type CompiledFields, type FieldError, applyFields } from './eval-fields.ts';
 import type { EventPublisher } from './event-publisher.types.ts';
 import { isInWindow } from './filter-window.ts';
@@ -84,7 +85,7 @@ export function deliverPageThroughPipeline(
     const final = { page: fields, final: true };
     const finalIndex = page.isLast ? finalRowIndex(page.rows, ctx) : -1;
     const toEvent = (row: Readonly<Record<string, unknown>>, index: number): PreparedEvent | null => {
-      const event = breakRow(row, breakOptions);
+      const event = breakRowInPlace(row as Record<string, unknown>, breakOptions);
       if (!ctx.disableTimeFilter && !isInWindow(event, ctx.window)) {
         filtered += 1;
         return null;

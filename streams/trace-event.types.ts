@@ -45,6 +45,11 @@ export type TraceEvent = { _time: number; [field: string]: unknown } & Partial<I
 
 /** One fetched page handed to the stream, with its place in the window. */
 export interface PageOfRows {
+  /**
+   * Handed over with the page: the job pipeline turns each row into its event
+   * in place (`breakRowInPlace`) — a page is parsed for one delivery and is
+   * not read again after it.
+   */
   readonly rows: ReadonlyArray<Record<string, unknown>>;
   /** 1-based page number within the window. */
   readonly page: number;

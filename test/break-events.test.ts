@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TestScheduler } from 'rxjs/testing';
-import { breakEvents, breakRow, defaultMaxEventBytes } from '../streams/break-events.ts';
+import { breakEvents, breakRow, breakRowInPlace, defaultMaxEventBytes } from '../streams/break-events.ts';
 import { parseEventTime } from '../streams/event-time.ts';
 import { filterWindow } from '../streams/filter-window.ts';
 import { addInternalFields, describeSource, splitInternalFields } from '../streams/internal-fields.ts';
@@ -103,6 +103,24 @@ describe('breakEvents', () => {
     assert.equal(event.__isBroken, true);
     assert.equal(event.__brokenReason, 'time');
     assert.equal(breakRow({ id: 'x' }, options).__brokenReason, 'time');
+  });
+
+  it('in place: the row itself becomes the very event breakRow builds (same keys in the same order, same verdicts)', () => {
+    const rows: Array<Record<string, unknown>> = [
+      graphRow,
+      { ...graphRow, receivedDateTime: 'garbage' },
+      { ...graphRow, subject: 'x'.repeat(200) },
+      { _time: 'from the API', ...graphRow },
+    ];
+    for (const maxEventBytes of [0, 100]) {
+      for (const row of rows) {
+        const expected = breakRow(row, { window, maxEventBytes });
+        const owned = JSON.parse(JSON.stringify(row)) as Record<string, unknown>;
+        const event = breakRowInPlace(owned, { window, maxEventBytes });
+        assert.equal(event, owned, 'no copy');
+        assert.equal(JSON.stringify(event), JSON.stringify(expected));
+      }
+    }
   });
 });
 
