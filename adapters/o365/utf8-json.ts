@@ -36,6 +36,9 @@ function utf8Of(latin1: string): string {
   return Buffer.from(latin1, 'latin1').toString('utf8');
 }
 
+/** Member names already seen to be ASCII: every row of a page repeats the same few, so each is tested once. */
+const asciiKeys = new Set<string>();
+
 /** Replaces, in place, every string (values and keys) that holds UTF-8 bytes by its decoded form. */
 function redecode(value: unknown): unknown {
   if (typeof value === 'string') return nonAscii.test(value) ? utf8Of(value) : value;
@@ -53,7 +56,10 @@ function redecode(value: unknown): unknown {
     } else if (typeof member === 'object' && member !== null) {
       record[key] = redecode(member);
     }
-    if (nonAscii.test(key)) renamed = true;
+    if (!asciiKeys.has(key)) {
+      if (nonAscii.test(key)) renamed = true;
+      else if (asciiKeys.size < 1024) asciiKeys.add(key);
+    }
   }
   if (!renamed) return record;
   // A non-ASCII member name (never seen in these APIs): rebuild the object in the same key order.
