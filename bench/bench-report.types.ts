@@ -7,7 +7,7 @@ export interface BenchReport {
     readonly events: number;
     readonly pageSize: number;
     readonly maxInFlight: number;
-    /** The input option `readAhead` of the pipeline row: off, the default (pages fetched only after the previous one is acked). */
+    /** The input option `readAhead` of the pipeline row: on (page k + 1 fetched while page k publishes; the default is off). */
     readonly readAhead: boolean;
     /** Best of `repeats` timed runs per side (the sides alternate). */
     readonly pipelineS: number;

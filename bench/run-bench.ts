@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   const emptySim = await startSimulatorProcess({ seed: 6, recordsPerHour: 0 });
   try {
     log(`throughput: ${sizes.throughputRows} rows, pipeline vs baseline`);
+    // readAhead: the throughput option — on the defaults ~12 % of a run waited for the next page (README "Round 3").
     const input = benchConfig(
       benchConfigDocument(sim.description, nats.server.url, { id: 'bench', pageSize: 5000, extra: { requestQuota: { limit: 0 }, readAhead: true } }),
     ).inputs[0]!;
