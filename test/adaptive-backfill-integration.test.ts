@@ -8,14 +8,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { createCheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { validateConfig } from '../config/load-config.ts';
-import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
 import { splitAbortReason } from '../runtime/splittable-job.ts';
 import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
-import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
+import { storedMsgIds } from './support/msgtrace-process.ts';
+import { runScheduledUntilCollected } from './support/scheduled-run.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
@@ -57,18 +56,10 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
     const { logger, lines } = capturedLogger();
     const checkpoints = await createCheckpointStore(nc);
-    const dispatcher = createDispatcher({ caPem: sim.caPem });
-    const collection = await startScheduledCollection({ config: validated.config, nc, dispatcher, logger, branch: null });
-    try {
-      await waitFor(
-        async () => ((await checkpoints.load('dense')).checkpoint?.completedUntilMs === range.endMs ? true : undefined),
-        'the catch-up to complete',
-        { timeoutMs: 90_000 },
-      );
-    } finally {
-      await collection.stop('test over');
-      await dispatcher.close();
-    }
+    await runScheduledUntilCollected({
+      config: validated.config, nc, caPem: sim.caPem, logger, checkpoints,
+      inputId: 'dense', untilMs: range.endMs, what: 'the catch-up to complete', timeoutMs: 90_000,
+    });
 
     const splits = lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('sub-window split'));
     assert.ok(splits.length >= 1, 'at least one sub-window was split');

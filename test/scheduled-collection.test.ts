@@ -8,14 +8,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
-import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
 import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
-import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
+import { storedMsgIds } from './support/msgtrace-process.ts';
+import { runScheduledUntilCollected } from './support/scheduled-run.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
@@ -65,22 +64,11 @@ describe('scheduled collection (in-process composition)', () => {
       0,
     );
     const { logger, lines: logLines } = capturedLogger();
-    const dispatcher = createDispatcher({ caPem: sim.caPem });
-    const collection = await startScheduledCollection({ config, nc, dispatcher, logger, branch: null });
-    try {
-      const completed = await waitFor(
-        async () => {
-          const { checkpoint } = await checkpoints.load('expired');
-          return checkpoint?.completedUntilMs === window.endMs ? checkpoint : undefined;
-        },
-        'the window to complete',
-        { timeoutMs: 60_000 },
-      );
-      assert.equal(completed.inProgress, null);
-    } finally {
-      await collection.stop('test over');
-      await dispatcher.close();
-    }
+    const completed = await runScheduledUntilCollected({
+      config, nc, caPem: sim.caPem, logger, checkpoints,
+      inputId: 'expired', untilMs: window.endMs, what: 'the window to complete', timeoutMs: 60_000,
+    });
+    assert.equal(completed.inProgress, null);
 
     const started = logLines.filter((line) => line.msg === 'job started');
     assert.equal(started[0]?.resume, 7, 'the run first resumed at the saved page');
@@ -112,18 +100,10 @@ describe('scheduled collection (in-process composition)', () => {
     });
     assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
     const { logger, lines } = capturedLogger();
-    const dispatcher = createDispatcher({ caPem: sim.caPem });
-    const collection = await startScheduledCollection({ config: validated.config, nc, dispatcher, logger, branch: null });
-    try {
-      await waitFor(
-        async () => ((await checkpoints.load('catchup')).checkpoint?.completedUntilMs === range.endMs ? true : undefined),
-        'the catch-up to complete',
-        { timeoutMs: 90_000 },
-      );
-    } finally {
-      await collection.stop('test over');
-      await dispatcher.close();
-    }
+    await runScheduledUntilCollected({
+      config: validated.config, nc, caPem: sim.caPem, logger, checkpoints,
+      inputId: 'catchup', untilMs: range.endMs, what: 'the catch-up to complete', timeoutMs: 90_000,
+    });
     const subJobs = lines.filter((line) => line.msg === 'job ended');
     assert.ok(subJobs.length >= 4, `the range was cut into sub-windows (${subJobs.length} jobs)`);
     assert.ok(subJobs.every((line) => line.state === 'done'));
