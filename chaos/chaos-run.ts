@@ -108,7 +108,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       startSimulatorProcess({ seed: plan.seed, recordsPerHour: plan.recordsPerHour, quota: plan.quota }),
     ]);
     const hooks = createSimulatorHooks(sim.description.url, sim.dispatcher);
-    const truthKeys = await hooks.truthKeys(day.startMs, day.endMs);
+    const truthKeys = await hooks.truthKeys(day.startMs, day.endMs, inputId);
     log(`chaos ${plan.form}: seed ${plan.seed}, day ${new Date(day.startMs).toISOString()}/${new Date(day.endMs).toISOString()}, ${truthKeys.length} rows`);
     const injected = async () => (await hooks.stats()).faults;
     await hooks.setFaults(faultRules(plan, {}), plan.quota);

@@ -15,7 +15,8 @@ export interface SimStats {
 export interface SimulatorHooks {
   setFaults(rules: readonly FaultRule[], quota: { limit: number; windowS: number; timeScale: number }): Promise<void>;
   stats(): Promise<SimStats>;
-  truthKeys(startMs: number, endMs: number): Promise<string[]>;
+  /** Ground truth of [startMs, endMs) as the Nats-Msg-Ids `inputId` publishes. */
+  truthKeys(startMs: number, endMs: number, inputId: string): Promise<string[]>;
 }
 
 /**
@@ -48,8 +49,8 @@ export function createSimulatorHooks(url: string, dispatcher: Dispatcher): Simul
       await call('PUT', '/_sim/faults', { rules, quota: { enabled: true, ...quota } });
     },
     stats: async () => (await call('GET', '/_sim/stats')) as SimStats,
-    async truthKeys(startMs, endMs) {
-      const query = new URLSearchParams({ start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() });
+    async truthKeys(startMs, endMs, inputId) {
+      const query = new URLSearchParams({ start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString(), input: inputId });
       return ((await call('GET', `/_sim/truth?${query}`)) as { keys: string[] }).keys;
     },
   };

@@ -71,7 +71,11 @@ export function createAdminApi(deps: AdminApiDeps): AdminApi {
     if (view !== 'canonical' && view !== 'graph-v1') return problem(400, `view: expected canonical or graph-v1, got '${view}'`);
     const asOfMs = (asOf as number | null) ?? deps.now();
     const records = deps.tenant.truth(start as number, end as number, asOfMs);
-    const keyOf = (record: TraceRecord) => recordKey({ ...record, status: viewStatus(record, view) });
+    // msgtrace scopes its Nats-Msg-Id per input (`<input>|<trace>|<recipient>|<status>`); `input` gives keys in that form.
+    const input = params.get('input');
+    if (input !== null && !/^[A-Za-z0-9_-]+$/.test(input)) return problem(400, `input: expected an input id (letters, digits, _ or -), got '${input}'`);
+    const prefix = input === null ? '' : `${input}|`;
+    const keyOf = (record: TraceRecord) => prefix + recordKey({ ...record, status: viewStatus(record, view) });
     if (format === 'keys') {
       return json(200, { start: new Date(start as number).toISOString(), end: new Date(end as number).toISOString(), asOf: new Date(asOfMs).toISOString(), count: records.length, keys: records.map(keyOf) });
     }

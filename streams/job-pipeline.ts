@@ -100,7 +100,7 @@ export function deliverPageThroughPipeline(
     };
     const acked = await lastValueFrom(
       from(page.rows).pipe(
-        publishEach(toEvent, publisher, maxInFlight, ctx.subject),
+        publishEach(toEvent, publisher, maxInFlight, ctx),
         reduce(
           (totals, published) => {
             // One accumulator per page, counted in place.

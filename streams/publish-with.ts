@@ -23,12 +23,18 @@ export interface Published {
   readonly duplicate: boolean;
 }
 
+/** Where a job's events go: the subject, and the input whose dedupe scope their `Nats-Msg-Id`s belong to. */
+export interface PublishTarget {
+  readonly subject: string;
+  readonly inputId: string;
+}
+
 export function publishWith(
   publisher: EventPublisher,
   maxInFlight: number,
-  subject: string,
+  target: PublishTarget,
 ): OperatorFunction<TraceEvent, Published> {
-  return publishEach((event: TraceEvent): PreparedEvent => ({ event }), publisher, maxInFlight, subject);
+  return publishEach((event: TraceEvent): PreparedEvent => ({ event }), publisher, maxInFlight, target);
 }
 
 /**
@@ -50,8 +56,9 @@ export function publishEach<T>(
   prepare: (input: T, index: number) => PreparedEvent | null,
   publisher: EventPublisher,
   maxInFlight: number,
-  subject: string,
+  target: PublishTarget,
 ): OperatorFunction<T, Published> {
+  const { subject, inputId } = target;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
   }
@@ -80,7 +87,7 @@ export function publishEach<T>(
         const prepared = prepare(input, nextIndex++);
         if (prepared === null) return;
         const { event, added } = prepared;
-        const msgId = recordKey(event);
+        const msgId = recordKey(event, inputId);
         inFlight += 1;
         publisher.publish(subject, event, msgId, added).then(acked(event, msgId), fail);
       };

@@ -70,7 +70,7 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
     assert.ok(ended.every((line) => line.state === 'done' || splitJobs.includes(line)), 'no other job ended otherwise');
     assert.ok(splitJobs.every((line) => line.level === 30), 'a split is logged as info, not as an error');
 
-    const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs) });
+    const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs), input: 'dense' });
     assert.ok(truth.length > 10_000, `a dense range (${truth.length} records)`);
     const ids = await storedMsgIds(nc, 'msgtrace.events.dense');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');

@@ -153,7 +153,7 @@ describe('API faults: the simulator breaks, the job survives or fails clearly', 
     }
   }
 
-  const truth = (window: { startMs: number; endMs: number }) => fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+  const truth = (window: { startMs: number; endMs: number }) => fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'faults' });
 
   async function assertGroundTruth(run: FaultRun, window: { startMs: number; endMs: number }): Promise<void> {
     assert.equal(run.summary.state, 'done', run.summary.error ?? '');

@@ -5,7 +5,7 @@ import { breakEvents, breakRow, breakRowInPlace, defaultMaxEventBytes } from '..
 import { parseEventTime } from '../streams/event-time.ts';
 import { filterWindow } from '../streams/filter-window.ts';
 import { addInternalFields, describeSource, splitInternalFields } from '../streams/internal-fields.ts';
-import { recordKey } from '../streams/record-key.ts';
+import { recordKey, recordPartOf } from '../streams/record-key.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 
 const scheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
@@ -125,30 +125,37 @@ describe('breakEvents', () => {
 });
 
 describe('recordKey', () => {
-  it('is trace id | recipient | status, lowercased, the same for both dialects', () => {
-    const graph = recordKey(breakRow(graphRow, { window, maxEventBytes: 0 }));
-    assert.equal(graph, '4451a062-48cb-e80d-e8c0-196330437ae6|recipient@contoso.com|delivered');
-    assert.equal(recordKey(breakRow(rwsRow, { window, maxEventBytes: 0 })), graph);
+  it('is input | trace id | recipient | status, the record part lowercased, the same for both dialects', () => {
+    const graph = recordKey(breakRow(graphRow, { window, maxEventBytes: 0 }), 'o365');
+    assert.equal(graph, 'o365|4451a062-48cb-e80d-e8c0-196330437ae6|recipient@contoso.com|delivered');
+    assert.equal(recordKey(breakRow(rwsRow, { window, maxEventBytes: 0 }), 'o365'), graph);
+    assert.equal(recordPartOf(graph), '4451a062-48cb-e80d-e8c0-196330437ae6|recipient@contoso.com|delivered');
+  });
+
+  it('is scoped per input: the same record read by two inputs has two keys, so neither is refused as the other\'s duplicate', () => {
+    const event: TraceEvent = { _time: 1, ...graphRow };
+    assert.notEqual(recordKey(event, 'graph'), recordKey(event, 'rws'));
+    assert.equal(recordPartOf(recordKey(event, 'graph')), recordPartOf(recordKey(event, 'rws')));
   });
 
   it('is stable: field order, evaluated and internal fields do not change it', () => {
     const a: TraceEvent = { _time: 1, ...graphRow };
     const b: TraceEvent = { _time: 2, ...graphRow, status: 'DELIVERED', env: 'prod', __page: 3 };
-    assert.equal(recordKey(a), recordKey(b));
+    assert.equal(recordKey(a, 'in'), recordKey(b, 'in'));
   });
 
   it('changes with the status (pending → delivered is a new fact) and the recipient', () => {
     const base: TraceEvent = { _time: 1, ...graphRow };
-    assert.notEqual(recordKey(base), recordKey({ ...base, status: 'pending' }));
-    assert.notEqual(recordKey(base), recordKey({ ...base, recipientAddress: 'other@contoso.com' }));
+    assert.notEqual(recordKey(base, 'in'), recordKey({ ...base, status: 'pending' }, 'in'));
+    assert.notEqual(recordKey(base, 'in'), recordKey({ ...base, recipientAddress: 'other@contoso.com' }, 'in'));
   });
 
   it('falls back to a payload digest when a row has no trace id, so id-less rows never collide', () => {
     const a: TraceEvent = { _time: 1, recipientAddress: 'a@b.c', subject: 'one' };
     const b: TraceEvent = { _time: 1, recipientAddress: 'a@b.c', subject: 'two' };
-    assert.match(recordKey(a), /^sha256:[0-9a-f]{64}$/);
-    assert.notEqual(recordKey(a), recordKey(b));
-    assert.equal(recordKey(a), recordKey({ subject: 'one', recipientAddress: 'a@b.c', _time: 1, __page: 9 }));
+    assert.match(recordKey(a, 'in'), /^in\|sha256:[0-9a-f]{64}$/);
+    assert.notEqual(recordKey(a, 'in'), recordKey(b, 'in'));
+    assert.equal(recordKey(a, 'in'), recordKey({ subject: 'one', recipientAddress: 'a@b.c', _time: 1, __page: 9 }, 'in'));
   });
 });
 

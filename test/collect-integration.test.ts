@@ -25,9 +25,10 @@ const hourMs = 3_600_000;
 
 /**
  * Whole hours ending at least 26 h ago: older than the simulator's late-row
- * horizon (24 h), so the truth is settled. Tests use disjoint windows because
- * JetStream dedupes by Nats-Msg-Id across the whole stream, whichever input
- * published the record first.
+ * horizon (24 h), so the truth is settled. Tests mostly use disjoint windows
+ * so that one test's records never explain another's; Nats-Msg-Id dedupe is
+ * scoped per input, so two inputs over one window do not interfere either
+ * (tested below).
  */
 function settledWindow(hours: number, endHoursAgo: number): { startMs: number; endMs: number } {
   const endMs = Math.floor(Date.now() / hourMs) * hourMs - endHoursAgo * hourMs;
@@ -79,6 +80,8 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
       // readAhead on: fetching overlaps publishing; the result must be just as exact.
       { id: 'rwsLight', url: d.rwsUrl, authType: 'oauthSecret', textSecret: 'appSecret', pageSize: 900, readAhead: true, ...oauth },
       { id: 'rwsVerbose', url: `${d.rwsUrl}?$format=json`, authType: 'oauth', clientSecret: d.clientSecret, pageSize: 2000, ...oauth },
+      { id: 'migrateGraph', url: d.graphUrl, authType: 'oauth', clientSecret: d.clientSecret, pageSize: 2000, ...oauth },
+      { id: 'migrateRws', url: d.rwsUrl, authType: 'oauth', clientSecret: d.clientSecret, pageSize: 2000, ...oauth },
       { id: 'rwsBasic', url: d.rwsUrl.replace('/ecp/ReportingWebService/Reporting.svc/', '/ecp/reportingwebservice/reporting.svc/'), authType: 'secret', credentialsSecret: 'basic' },
       {
         id: 'fields',
@@ -143,14 +146,15 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     }
   }
 
-  const truth = (window: { startMs: number; endMs: number }) =>
-    fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+  /** The ground truth of `window` as the Nats-Msg-Ids input `id` publishes. */
+  const truth = (window: { startMs: number; endMs: number }, id: string) =>
+    fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: id });
 
   it('a 3-hour Graph window arrives exactly as the ground truth says (client secret)', async () => {
     const window = settledWindow(3, 26);
     const { summary, states } = await collect('graphSecret', window);
     assert.equal(summary.state, 'done', summary.error ?? '');
-    const expected = await truth(window);
+    const expected = await truth(window, 'graphSecret');
     assert.ok(expected.length > 3000, `the window should hold thousands of rows, has ${expected.length}`);
     const stored = await readSubject(nc, 'msgtrace.events.graphSecret');
     const keys = stored.map((event) => event.msgId);
@@ -176,7 +180,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     const { summary } = await collect('graphCert', window);
     assert.equal(summary.state, 'done', summary.error ?? '');
     const keys = (await readSubject(nc, 'msgtrace.events.graphCert')).map((event) => event.msgId);
-    assert.deepEqual(keys.sort(), (await truth(window)).sort());
+    assert.deepEqual(keys.sort(), (await truth(window, 'graphCert')).sort());
   });
 
   for (const [index, id] of ['rwsLight', 'rwsVerbose', 'rwsBasic'].entries()) {
@@ -187,11 +191,32 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
       const stored = await readSubject(nc, `msgtrace.events.${id}`);
       const keys = stored.map((event) => event.msgId);
       assert.equal(new Set(keys).size, keys.length);
-      assert.deepEqual(keys.sort(), (await truth(window)).sort());
+      assert.deepEqual(keys.sort(), (await truth(window, id)).sort());
       // RWS dates arrive normalised to ISO UTC, whatever envelope carried them.
       for (const event of stored.slice(0, 50)) assert.match(String(event.payload.Received), /Z$/);
     });
   }
+
+  it('two inputs over one tenant into one stream (Graph and RWS side by side, as in a migration): each subject holds exactly the ground truth', async () => {
+    const window = settledWindow(2, 50);
+    const graph = await collect('migrateGraph', window);
+    const rws = await collect('migrateRws', window);
+    assert.equal(graph.summary.state, 'done', graph.summary.error ?? '');
+    assert.equal(rws.summary.state, 'done', rws.summary.error ?? '');
+    for (const id of ['migrateGraph', 'migrateRws']) {
+      const keys = (await readSubject(nc, `msgtrace.events.${id}`)).map((event) => event.msgId);
+      const expected = await truth(window, id);
+      assert.ok(expected.length > 1000, `the window should hold thousands of rows, has ${expected.length}`);
+      assert.equal(new Set(keys).size, keys.length, `no duplicates on ${id}`);
+      assert.deepEqual([...keys].sort(), [...expected].sort(), `${id} holds the whole window`);
+    }
+    assert.equal(rws.summary.events, graph.summary.events, 'the second input stored every record, none refused as the first one\'s duplicate');
+    assert.equal(rws.summary.duplicates, 0);
+    // Re-collecting one input still reports its own records as duplicates.
+    const again = await collect('migrateRws', window);
+    assert.equal(again.summary.events, 0);
+    assert.equal(again.summary.duplicates, rws.summary.events);
+  });
 
   it('evaluates metadata expressions per event', async () => {
     const window = settledWindow(1, 42);
@@ -210,7 +235,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     const { summary } = await collect('graphCert', window);
     assert.equal(summary.state, 'done');
     assert.equal(summary.events, 0);
-    assert.equal(summary.duplicates, (await truth(window)).length);
+    assert.equal(summary.duplicates, (await truth(window, 'graphCert')).length);
   });
 
   it('`msgtrace collect` runs a job from a config file and prints a one-line summary', async () => {
@@ -235,7 +260,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
 
     const ok = await run('cli');
     assert.equal(ok.code, 0, ok.stderr);
-    const expected = (await truth(window)).length;
+    const expected = (await truth(window, 'cli')).length;
     assert.match(ok.stdout, new RegExp(`^done: input cli window \\[.*\\) pages=\\d+ events=${expected} duplicates=0 retries=0 in `));
 
     const failed = await run('wrongSecret');

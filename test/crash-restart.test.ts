@@ -72,7 +72,7 @@ describe('crash: SIGKILL mid-window, restart, exact ground truth', () => {
   });
 
   it('resumes at the saved page after SIGKILL and ends with exactly the ground truth', async () => {
-    const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+    const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: inputId });
     assert.equal(new Set(truth).size, truth.length, 'the simulator lists each record key once');
     assert.ok(truth.length >= 100_000, `the window should hold at least 100,000 rows, has ${truth.length}`);
     const env = { NODE_EXTRA_CA_CERTS: sim.caFile };

@@ -91,7 +91,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
         ],
       }),
     );
-    truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+    truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: inputId });
     assert.equal(new Set(truth).size, truth.length, 'the simulator lists each record key once');
     assert.ok(truth.length > 20 * pageSize, `the window should span many pages, has ${truth.length} rows`);
   });

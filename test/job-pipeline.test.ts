@@ -33,7 +33,7 @@ describe('publishWith', () => {
   it('never has more than maxInFlight publishes unacknowledged, and publishes every event once', async () => {
     const publisher = createMemoryPublisher({ manualAcks: true });
     const events: TraceEvent[] = Array.from({ length: 10 }, (_, n) => ({ _time: 1, ...row(n) }));
-    const done = lastValueFrom(from(events).pipe(publishWith(publisher, 3, 'subj'), toArray()));
+    const done = lastValueFrom(from(events).pipe(publishWith(publisher, 3, { subject: 'subj', inputId: 'in' }), toArray()));
 
     await publisher.whenPending(3);
     assert.equal(publisher.pendingIds.length, 3);
@@ -46,13 +46,13 @@ describe('publishWith', () => {
     }
     const published = await done;
     assert.equal(publisher.maxPending, 3);
-    assert.deepEqual(published.map((p) => p.msgId).sort(), events.map(recordKey).sort());
+    assert.deepEqual(published.map((p) => p.msgId).sort(), events.map((event) => recordKey(event, 'in')).sort());
     assert.equal(publisher.stored.length, 10);
     assert.ok(publisher.stored.every((m) => m.subject === 'subj'));
   });
 
   it('refuses a non-positive bound', () => {
-    assert.throws(() => publishWith(createMemoryPublisher(), 0, 's'), RangeError);
+    assert.throws(() => publishWith(createMemoryPublisher(), 0, { subject: 's', inputId: 'in' }), RangeError);
   });
 });
 
@@ -122,7 +122,7 @@ describe('deliverPageThroughPipeline', () => {
     const [a, b] = publisher.stored;
     assert.ok(a && b);
     assert.equal(a.subject, 'msgtrace.events.o365');
-    assert.equal(a.msgId, '00000000-0000-0000-0000-000000000001|user1@contoso.com|delivered');
+    assert.equal(a.msgId, 'o365|00000000-0000-0000-0000-000000000001|user1@contoso.com|delivered');
     assert.deepEqual(a.payload, { ...row(1), _time: window.startMs / 1000 + 60, env: 'prod' });
     assert.deepEqual(a.internal, {
       __inputId: 'office365_msg_trace:o365',

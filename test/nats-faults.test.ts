@@ -142,7 +142,7 @@ describe('NATS faults', () => {
       assert.ok(restarted !== null, 'the restart happened during the job');
       await restarted;
       assert.ok(reconnects >= 1, 'the client lost the server and reconnected');
-      const expected = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+      const expected = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'restart' });
       assert.ok(expected.length > 2000, `a multi-page window (${expected.length} rows)`);
       assert.ok(summary.pages > 3);
       const stored = await storedMsgIds(nc, 'msgtrace.events.restart');
@@ -280,7 +280,7 @@ describe('NATS faults', () => {
       assert.equal(ended.state, 'done', run.stderr);
       const started = JSON.parse(await run.waitFor(/"msg":"job started"/)) as { window: string };
       const [start, end] = started.window.split('/') as [string, string];
-      const expected = await fetchTruthKeys(sim, { start: new Date(start), end: new Date(end) });
+      const expected = await fetchTruthKeys(sim, { start: new Date(start), end: new Date(end), input: 'late' });
       assert.equal(ended.events, expected.length);
       lateNc = await connectNats({ servers: [late.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
       const stored = await storedMsgIds(lateNc, 'msgtrace.events.late');

@@ -74,7 +74,7 @@ describe('publishEach builds events lazily', () => {
       prepared.push(n);
       return n % 5 === 4 ? null : { event: { _time: 1, ...row(n) } };
     };
-    const done = lastValueFrom(from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).pipe(publishEach(prepare, publisher, 2, 'subj'), toArray()));
+    const done = lastValueFrom(from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).pipe(publishEach(prepare, publisher, 2, { subject: 'subj', inputId: 'in' }), toArray()));
     await publisher.whenPending(2);
     assert.deepEqual(prepared, [0, 1], 'two slots, two events built; the other eight rows wait as they are');
     publisher.ack(1);

@@ -82,7 +82,7 @@ describe('HTTPS_PROXY', () => {
         { jobId: 'proxy-test', window },
       );
       assert.equal(summary.state, 'done', summary.error ?? '');
-      const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+      const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'proxied' });
       assert.equal(summary.events, truth.length);
       assert.ok(summary.pages > 1);
     } finally {

@@ -79,7 +79,7 @@ describe('scheduled collection (in-process composition)', () => {
     const ended = logLines.filter((line) => line.msg === 'job ended').map((line) => line.state);
     assert.deepEqual(ended, ['failed', 'done'], 'the resumed attempt failed on the stale link, the re-read completed');
 
-    const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs) });
+    const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'expired' });
     const ids = await storedMsgIds(nc, 'msgtrace.events.expired');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort());
@@ -108,7 +108,7 @@ describe('scheduled collection (in-process composition)', () => {
     assert.ok(subJobs.length >= 4, `the range was cut into sub-windows (${subJobs.length} jobs)`);
     assert.ok(subJobs.every((line) => line.state === 'done'));
     assert.ok(lines.some((line) => line.msg === 'catching up: sub-windows collected concurrently' && line.concurrency === 4));
-    const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs) });
+    const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs), input: 'catchup' });
     const ids = await storedMsgIds(nc, 'msgtrace.events.catchup');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort());

@@ -53,12 +53,17 @@ export async function fetchTestToken(simulator: TestSimulator, audience: keyof t
   return body.access_token;
 }
 
-/** `GET /_sim/truth` keys for [start, end) as of asOf (default now). */
+/**
+ * `GET /_sim/truth` keys for [start, end) as of asOf (default now); with
+ * `input`, in the input-scoped form msgtrace sends as Nats-Msg-Id
+ * (`<input>|<trace>|<recipient>|<status>`).
+ */
 export async function fetchTruthKeys(
   simulator: TestSimulator,
-  window: { start: Date; end: Date; asOf?: Date; view?: 'canonical' | 'graph-v1' },
+  window: { start: Date; end: Date; asOf?: Date; view?: 'canonical' | 'graph-v1'; input?: string },
 ): Promise<string[]> {
   const query = new URLSearchParams({ start: window.start.toISOString(), end: window.end.toISOString() });
+  if (window.input) query.set('input', window.input);
   if (window.asOf) query.set('asOf', window.asOf.toISOString());
   if (window.view) query.set('view', window.view);
   const response = await request(`${simulator.url}/_sim/truth?${query}`, { dispatcher: simulator.dispatcher });
