@@ -11,7 +11,7 @@
 import { apiDialectOf } from './api-dialect.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { DEFAULT_REPORT_URL, DEFAULT_SUBJECT, PAGE_SIZE_LIMITS } from './schema.ts';
-import { evaluateTimeExpression } from './time-expr.ts';
+import { evaluateTimeExpression, TimeOutOfRangeError } from './time-expr.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -119,7 +119,7 @@ function checkInput(input: Raw, at: (key: string) => string, refs: References): 
       }
     }
     const pageSize = input.pageSize;
-    if (dialect !== null && typeof pageSize === 'number' && pageSize > PAGE_SIZE_LIMITS[dialect]) {
+    if (dialect !== null && typeof pageSize === 'number' && Number.isFinite(pageSize) && pageSize > PAGE_SIZE_LIMITS[dialect]) {
       const api = dialect === 'graph' ? 'Microsoft Graph' : 'the Reporting Web Service';
       problems.push({ path: at('pageSize'), message: `must be 1..${PAGE_SIZE_LIMITS[dialect]} for ${api}; got ${pageSize}` });
     }
@@ -146,19 +146,25 @@ function checkSecretReference(secrets: Map<string, string>, id: string, type: st
 }
 
 function checkWindow(input: Raw, at: (key: string) => string, now: number): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const instant = (key: 'startDate' | 'endDate', expression: unknown): number | undefined => {
+    if (typeof expression !== 'string' && typeof expression !== 'number') return undefined;
+    try {
+      return evaluateTimeExpression(expression, now);
+    } catch (error) {
+      // A malformed expression is reported by the schema; only the range depends on `now`.
+      if (error instanceof TimeOutOfRangeError) problems.push({ path: at(key), message: error.message });
+      return undefined;
+    }
+  };
   const start = input.startDate ?? '-3h@h';
   const end = input.endDate ?? '-2h@h';
-  if ((typeof start !== 'string' && typeof start !== 'number') || (typeof end !== 'string' && typeof end !== 'number')) return [];
-  try {
-    const startMs = evaluateTimeExpression(start, now);
-    const endMs = evaluateTimeExpression(end, now);
-    if (startMs >= endMs) {
-      return [{ path: at('endDate'), message: `must be later than startDate (${JSON.stringify(start)} → ${new Date(startMs).toISOString()}, ${JSON.stringify(end)} → ${new Date(endMs).toISOString()})` }];
-    }
-  } catch {
-    // A malformed expression is reported by the schema.
+  const startMs = instant('startDate', start);
+  const endMs = instant('endDate', end);
+  if (startMs !== undefined && endMs !== undefined && startMs >= endMs) {
+    problems.push({ path: at('endDate'), message: `must be later than startDate (${JSON.stringify(start)} → ${new Date(startMs).toISOString()}, ${JSON.stringify(end)} → ${new Date(endMs).toISOString()})` });
   }
-  return [];
+  return problems;
 }
 
 function eventsStreamSubjects(nats: unknown): string[] {

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { apiDialectOf } from './api-dialect.ts';
-import { evaluateTimeExpression, parseDuration } from './time-expr.ts';
+import { evaluateTimeExpression, parseDuration, TimeOutOfRangeError } from './time-expr.ts';
 
 /** Cribl's default Report URL: the legacy Reporting Web Service. */
 export const DEFAULT_REPORT_URL = 'https://reports.office365.com/ecp/reportingwebservice/reporting.svc/MessageTrace';
@@ -50,23 +50,50 @@ export function defaultResourceFor(url: string, planType: (typeof planTypes)[num
 
 const optionalText = z.string().optional();
 
-/** `startDate`/`endDate`: refused here when the grammar does not parse; the reference instant does not matter for that. */
-const timeExpression = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+/** Any instant well inside 1970..9999 will do: the schema only asks whether an expression parses. */
+const GRAMMAR_REFERENCE_MS = Date.UTC(2000, 0, 1);
+
+/**
+ * `startDate`/`endDate`: refused here when the grammar does not parse. Whether
+ * the instant falls in 1970..9999 depends on the reference time, so that is
+ * checked by the cross-field rules, which know the real `now`.
+ */
+const timeExpression = z
+  .union([z.string(), z.number()], 'must be a time expression (-3h@h, ISO 8601) or epoch seconds (a finite number)')
+  .superRefine((value, ctx) => {
+    try {
+      evaluateTimeExpression(value, GRAMMAR_REFERENCE_MS);
+    } catch (error) {
+      if (error instanceof TimeOutOfRangeError) return;
+      ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    }
+  });
+
+const JOB_TIMEOUT_FORMS = 'must be seconds (30) or an amount with s, m or h (45s, 15m); 0 means unlimited';
+
+/** Cribl's `jobTimeout`: seconds, or with s/m/h; `0` = unlimited. Kept as written; read it with `parseDuration`. */
+const jobTimeout = z.union([z.string(), z.number()], JOB_TIMEOUT_FORMS).superRefine((value, ctx) => {
   try {
-    evaluateTimeExpression(value, 0);
+    parseDuration(value);
   } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    const tooLong = error instanceof TimeOutOfRangeError;
+    ctx.addIssue({ code: 'custom', message: tooLong ? 'must be at most 596h (2147483 s, the longest a timer can wait); 0 means unlimited' : JOB_TIMEOUT_FORMS });
   }
 });
 
-/** Cribl's `jobTimeout`: seconds, or with s/m/h; `0` = unlimited. Kept as written; read it with `parseDuration`. */
-const jobTimeout = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
-  try {
-    parseDuration(value);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'must be seconds (30) or an amount with s, m or h (45s, 15m); 0 means unlimited' });
-  }
-});
+const TTL_UNIT_MS: Readonly<Record<string, number>> = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Job records are kept for the largest `ttl`, as a JetStream max age in
+ * nanoseconds; a year is far more than any inspection needs and keeps that
+ * number an exact integer (a huge `ttl` would overflow it and fail the run).
+ */
+const MAX_TTL_MS = 365 * 86_400_000;
+
+function ttlMs(ttl: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(ttl);
+  return match ? Number(match[1]) * (TTL_UNIT_MS[match[2] ?? ''] ?? 1000) : 0;
+}
 
 export const RetryRulesSchema = z.strictObject({
   type: z.enum(['backoff', 'static', 'none']).default('backoff'),
@@ -148,7 +175,11 @@ export const InputSchema = z
     maxMissedKeepAlives: z.number().int().min(1, 'must be 1 or more').default(3),
     jobTimeout: jobTimeout.default('0'),
     environment: optionalText,
-    ttl: z.string().regex(/^\d+[smhd]?$/, 'must be a duration such as 4h, 30m or 1d').default('4h'),
+    ttl: z
+      .string()
+      .regex(/^\d+[smhd]?$/, 'must be a duration such as 4h, 30m or 1d')
+      .refine((ttl) => ttlMs(ttl) <= MAX_TTL_MS, 'must be at most 365d')
+      .default('4h'),
     // Cribl's scheduler and routing knobs, present in every export. Accepted so an
     // export loads unchanged; msgtrace routes by `subject` and schedules by itself.
     rescheduleDroppedTasks: z.boolean().optional(),

@@ -21,6 +21,22 @@ export class TimeExpressionError extends MsgtraceError {
   }
 }
 
+/** The first and last instants a time expression may name: years 1970..9999, the range every date API downstream agrees on. */
+export const EARLIEST_INSTANT_MS = 0;
+export const LATEST_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * A time expression or duration that parses but names a value msgtrace
+ * cannot use: an instant outside 1970..9999 (`99999999999999` epoch seconds,
+ * `-9007199254740993s`) or a duration longer than a timer can wait. Whether
+ * an instant is in range depends on the reference time, so the config schema
+ * leaves these to the check that knows the real `now`.
+ */
+export class TimeOutOfRangeError extends TimeExpressionError {}
+
+/** Node.js timers hold a signed 32-bit millisecond count; a longer delay fires at once instead of waiting. */
+export const MAX_DURATION_MS = 2_147_483_647;
+
 type Unit = 'second' | 'minute' | 'hour' | 'day' | 'week' | 'month' | 'quarter' | 'year';
 
 /** Splunk's unit spellings, which Cribl copies: short, abbreviated and long forms. */
@@ -60,15 +76,30 @@ export function evaluateTimeExpression(expr: string | number, now: DateTime | nu
 
   if (typeof expr === 'number') {
     if (!Number.isFinite(expr) || expr < 0) throw new TimeExpressionError(String(expr), 'a number must be epoch seconds (0 or more)');
-    return Math.round(expr * 1000);
+    return inRange(String(expr), Math.round(expr * 1000));
   }
 
   const text = expr.trim();
   if (text === '') throw new TimeExpressionError(expr, 'it is empty');
-  if (text.toLowerCase() === 'now') return start.toMillis();
-  if (EPOCH_SECONDS.test(text)) return Math.round(Number(text) * 1000);
-  if (ISO_DATE.test(text)) return evaluateIso(expr, text);
-  return evaluateRelative(expr, text.toLowerCase(), start).toMillis();
+  if (text.toLowerCase() === 'now') return inRange(expr, start.toMillis());
+  if (EPOCH_SECONDS.test(text)) return inRange(expr, Math.round(Number(text) * 1000));
+  if (ISO_DATE.test(text)) return inRange(expr, evaluateIso(expr, text));
+  return inRange(expr, evaluateRelative(expr, text.toLowerCase(), start).toMillis());
+}
+
+/**
+ * Every result passes here, so no caller (config, scheduler, `collect --start`)
+ * receives NaN, Infinity or an instant a Date cannot print: huge amounts make
+ * luxon return an invalid DateTime (NaN) rather than throw.
+ */
+function inRange(expr: string, ms: number): number {
+  if (Number.isFinite(ms) && ms >= EARLIEST_INSTANT_MS && ms <= LATEST_INSTANT_MS) return ms;
+  const where = !Number.isFinite(ms) ? 'it is too far from any date to compute' : ms < EARLIEST_INSTANT_MS ? 'it falls before 1970' : 'it falls after the year 9999';
+  throw new TimeOutOfRangeError(
+    expr,
+    where,
+    'Expected an instant from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z (epoch seconds 0..253402300799)',
+  );
 }
 
 function evaluateIso(expr: string, text: string): number {
@@ -88,7 +119,9 @@ function evaluateRelative(expr: string, text: string, now: DateTime): DateTime {
       const unit = unitText === '' ? 'second' : UNITS[unitText];
       if (!unit) throw new TimeExpressionError(expr, `unknown unit "${unitText}"`);
       const amount = (amountText === '' ? 1 : Number(amountText)) * (sign === '-' ? -1 : 1);
-      at = at.plus(durationOf(unit, amount));
+      // luxon throws for an infinite amount (a few hundred digits) and returns an invalid
+      // DateTime for a merely huge one; both end as out of range, after the grammar is checked.
+      at = Number.isFinite(amount) ? at.plus(durationOf(unit, amount)) : DateTime.invalid('the amount is too large');
       rest = rest.slice(token.length);
       continue;
     }
@@ -134,15 +167,23 @@ function snapDown(expr: string, at: DateTime, unitText: string, dayText: string)
  * Parses Cribl's `jobTimeout` (and similar) durations: a bare number is seconds
  * (`30`, `'30'`), or an amount with `s`, `m` or `h` (`45s`, `15m`, `2h`).
  * Returns milliseconds, or `null` for `0`, which Cribl defines as "unlimited".
+ * Longer than `MAX_DURATION_MS` (about 596 h) is refused with a
+ * `TimeOutOfRangeError`: a timer asked to wait longer fires at once, which
+ * would end every job as timed out at its first page.
  */
 export function parseDuration(value: string | number): number | null {
   const text = String(value).trim();
-  const match = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text);
-  if (!match) {
-    throw new TimeExpressionError(text, 'not a duration', 'Expected seconds (30), or an amount with s, m or h (45s, 15m, 2h); 0 means unlimited');
-  }
+  const expected = 'Expected seconds (30), or an amount with s, m or h (45s, 15m, 2h); 0 means unlimited';
+  // A number is seconds as it stands: String() would write a large one as 1e+21, outside the grammar.
+  const match = typeof value === 'number' ? (Number.isFinite(value) && value >= 0 ? [text, String(value), 's'] : null) : /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text);
+  if (!match) throw new TimeExpressionError(text, 'not a duration', expected);
   const amount = Number(match[1]);
   const unit = (match[2] ?? 's').toLowerCase();
-  const ms = amount * (unit === 'h' ? 3_600_000 : unit === 'm' ? 60_000 : 1000);
-  return ms === 0 ? null : Math.round(ms);
+  const ms = Math.round(amount * (unit === 'h' ? 3_600_000 : unit === 'm' ? 60_000 : 1000));
+  if (ms === 0) return null;
+  // Also catches Infinity: a few hundred digits are a valid amount but no number.
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new TimeOutOfRangeError(text, 'longer than a timer can wait', 'Expected at most 596h (2147483 s, about 24.8 days); 0 means unlimited');
+  }
+  return ms;
 }

@@ -67,6 +67,9 @@ function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
   const input: unknown = issue.input;
   if (issue.code === 'invalid_type') {
     if (input === undefined) return [{ path, message: `is required (${issue.expected})` }];
+    if (typeof input === 'number' && !Number.isFinite(input)) {
+      return [{ path, message: `must be a finite number; got ${secret ? 'a number' : describe(input)} (YAML reads 1e309 and beyond as infinity)` }];
+    }
     return [{ path, message: `must be ${article(issue.expected)}; got ${secret ? kindOf(input) : describe(input)}` }];
   }
   let message = issue.message;
@@ -94,6 +97,8 @@ const isPrimitive = (value: unknown): value is string | number | boolean =>
 /** A quoted value, cut at 120 characters: a megabyte of junk must not become a megabyte of error message. */
 const describe = (value: unknown): string => {
   if (!isPrimitive(value)) return kindOf(value);
+  // JSON would print Infinity (what YAML makes of 1e309) and NaN as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const text = JSON.stringify(value);
   return text.length > 120 ? `${text.slice(0, 120)}… (${text.length} characters)` : text;
 };
