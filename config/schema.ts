@@ -81,6 +81,9 @@ const jobTimeout = z.union([z.string(), z.number()], JOB_TIMEOUT_FORMS).superRef
   }
 });
 
+/** Cribl's defaults for `retryRules.codes`; Cribl's UI exports `[]` when the user left the list untouched. */
+export const DEFAULT_RETRY_CODES: readonly number[] = [429, 503];
+
 const TTL_UNIT_MS: Readonly<Record<string, number>> = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
@@ -100,7 +103,10 @@ export const RetryRulesSchema = z.strictObject({
   interval: z.number().int().min(0, 'must be 0..20000 ms').max(20_000, 'must be 0..20000 ms (at most 20 s)').default(1000),
   limit: z.number().int().min(0, 'must be 0..20 retries').max(20, 'must be 0..20 retries').default(5),
   multiplier: z.number().min(1, 'must be 1..20').max(20, 'must be 1..20').default(2),
-  codes: z.array(z.number().int().min(100, 'must be an HTTP status 100..599').max(599, 'must be an HTTP status 100..599')).default([429, 503]),
+  codes: z
+    .array(z.number().int().min(100, 'must be an HTTP status 100..599').max(599, 'must be an HTTP status 100..599'))
+    .default([...DEFAULT_RETRY_CODES])
+    .transform((codes) => (codes.length === 0 ? [...DEFAULT_RETRY_CODES] : codes)),
   enableHeader: z.boolean().default(true),
   retryConnectTimeout: z.boolean().default(false),
   retryConnectReset: z.boolean().default(false),
