@@ -132,7 +132,7 @@ function requestQuotaFor(url: string, quota: z.output<typeof RequestQuotaSchema>
   return limit === 0 ? null : { limit, windowS: quota?.windowS ?? GRAPH_REQUEST_QUOTA.windowS };
 }
 
-const CertOptionsSchema = z.strictObject({
+export const CertOptionsSchema = z.strictObject({
   certificateName: optionalText,
   privKeyPath: optionalText,
   passphrase: optionalText,

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { checkConfigRules } from './config-rules.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
+import { withEmptyStringsUnset } from './empty-strings-unset.ts';
 import { ConfigSchema } from './schema.ts';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { compilePipeline } from '../streams/pipeline.ts';
@@ -28,14 +29,30 @@ const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token'])
  * through a parser's text).
  */
 export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}): ConfigValidation {
-  const parsed = ConfigSchema.safeParse(raw, { reportInput: true });
+  const document = withLenientInputs(raw);
+  const parsed = ConfigSchema.safeParse(document, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
-    ...checkConfigRules(raw, options.now ?? Date.now()),
+    ...checkConfigRules(document, options.now ?? Date.now()),
   ];
   if (parsed.success) problems.push(...pipelineProblems(parsed.data));
   if (parsed.success && problems.length === 0) return { ok: true, config: parsed.data };
   return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)).map(capLength) };
+}
+
+/**
+ * Each input as Cribl means it: `""` is unset. A new document: the caller's
+ * object is not touched.
+ */
+function withLenientInputs(document: unknown): unknown {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) return document;
+  const inputs: unknown = (document as Record<string, unknown>).inputs;
+  if (!Array.isArray(inputs)) return document;
+  const lenient = inputs.map((input: unknown) => {
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+    return withEmptyStringsUnset(input as Record<string, unknown>);
+  });
+  return { ...document, inputs: lenient };
 }
 
 /**
