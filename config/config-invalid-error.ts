@@ -10,15 +10,20 @@ export interface ConfigProblem {
 
 /**
  * The config was refused before anything ran. Carries every problem found (not
- * just the first), so one run of `msgtrace validate` shows the whole list.
+ * just the first), so one run of `msgtrace validate` shows the whole list,
+ * and the warnings found with them (listed after the problems).
  */
 export class ConfigInvalidError extends MsgtraceError {
   readonly problems: readonly ConfigProblem[];
+  readonly warnings: readonly ConfigProblem[];
 
-  constructor(source: string, problems: readonly ConfigProblem[], options?: { cause?: unknown }) {
+  constructor(source: string, problems: readonly ConfigProblem[], options: { cause?: unknown; warnings?: readonly ConfigProblem[] } = {}) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
-    super(errorCodes.configInvalid, [`invalid configuration ${source} (${count}):`, ...problems.map(formatProblem)].join('\n'), options);
+    const warnings = options.warnings ?? [];
+    const lines = [`invalid configuration ${source} (${count}):`, ...problems.map(formatProblem), ...warnings.map((warning) => `warning: ${formatProblem(warning)}`)];
+    super(errorCodes.configInvalid, lines.join('\n'), options.cause === undefined ? undefined : { cause: options.cause });
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
 

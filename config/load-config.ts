@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigInvalidError } from './config-invalid-error.ts';
+import type { ConfigProblem } from './config-invalid-error.ts';
 import type { MsgtraceConfig } from './schema.ts';
 import { validateConfig } from './validate-config.ts';
 import type { ValidateConfigOptions } from './validate-config.ts';
@@ -17,8 +18,15 @@ export type { ConfigProblem } from './config-invalid-error.ts';
  * Throws `ConfigInvalidError` listing every problem, so nothing runs on a bad
  * config. Parser errors are reported by line and column only: a parser's own
  * message quotes the offending line, which may hold a password.
+ * Warnings (a skipped Cribl input, an ignored key) are dropped here; use
+ * `loadConfigWithWarnings` to show them.
  */
 export async function loadConfig(path: string, options: ValidateConfigOptions = {}): Promise<MsgtraceConfig> {
+  return (await loadConfigWithWarnings(path, options)).config;
+}
+
+/** `loadConfig`, also returning what the config loads despite, for the caller to print or log. */
+export async function loadConfigWithWarnings(path: string, options: ValidateConfigOptions = {}): Promise<{ config: MsgtraceConfig; warnings: ConfigProblem[] }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -28,8 +36,8 @@ export async function loadConfig(path: string, options: ValidateConfigOptions = 
   }
   const document = extname(path).toLowerCase() === '.json' ? parseJson(path, text) : parseYaml(path, text);
   const result = validateConfig(document ?? {}, options);
-  if (!result.ok) throw new ConfigInvalidError(path, result.problems);
-  return result.config;
+  if (!result.ok) throw new ConfigInvalidError(path, result.problems, { warnings: result.warnings });
+  return { config: result.config, warnings: result.warnings };
 }
 
 function parseJson(path: string, text: string): unknown {

@@ -1,6 +1,7 @@
 /**
  * The shape of a msgtrace config file (YAML or JSON): `nats`, `inputs`,
- * `pipelines`, `secrets`, with every default applied and unknown keys refused.
+ * `pipelines`, `secrets`, with every default applied and unknown keys refused
+ * (`validateConfig()` first drops an input's unknown keys with a warning).
  *
  * An input accepts Cribl Stream's own field names for the "Office 365 Message
  * Trace" source, with Cribl's defaults and limits, so an input exported from
@@ -139,7 +140,7 @@ export const CertOptionsSchema = z.strictObject({
   certPath: optionalText,
 });
 
-const MetadataFieldSchema = z.strictObject({
+export const MetadataFieldSchema = z.strictObject({
   name: z.string().min(1, 'must not be empty'),
   /** A JS expression evaluated per event (constants in quotes or backticks). */
   value: z.string(),

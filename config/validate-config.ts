@@ -3,11 +3,15 @@ import { checkConfigRules } from './config-rules.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { withEmptyStringsUnset } from './empty-strings-unset.ts';
 import { ConfigSchema } from './schema.ts';
+import { withoutUnknownInputKeys } from './unknown-input-keys.ts';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
 import { compilePipeline } from '../streams/pipeline.ts';
 import type { MsgtraceConfig } from './schema.ts';
 
-export type ConfigValidation = { ok: true; config: MsgtraceConfig } | { ok: false; problems: ConfigProblem[] };
+/** Warnings are what the config loads despite (an ignored key); problems refuse it. */
+export type ConfigValidation =
+  | { ok: true; config: MsgtraceConfig; warnings: ConfigProblem[] }
+  | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
 
 export interface ValidateConfigOptions {
   /** Instant (epoch ms) against which startDate/endDate are compared; default the wall clock. */
@@ -25,34 +29,41 @@ const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token'])
  *
  * Problem messages name the key path, the reason and the allowed range, and
  * quote the offending value — except for secret fields, whose values are
- * never echoed (and are scrubbed from every message, in case one leaks
- * through a parser's text).
+ * never echoed (and are scrubbed from every message and warning, in case one
+ * leaks through a parser's text).
  */
 export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}): ConfigValidation {
-  const document = withLenientInputs(raw);
+  const secrets = secretValuesIn(raw);
+  const tidy = (list: ConfigProblem[]): ConfigProblem[] => scrubSecrets(dedupe(list), secrets).map(capLength);
+  const { document, warnings: keyWarnings } = withLenientInputs(raw);
   const parsed = ConfigSchema.safeParse(document, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
     ...checkConfigRules(document, options.now ?? Date.now()),
   ];
   if (parsed.success) problems.push(...pipelineProblems(parsed.data));
-  if (parsed.success && problems.length === 0) return { ok: true, config: parsed.data };
-  return { ok: false, problems: scrubSecrets(dedupe(problems), secretValuesIn(raw)).map(capLength) };
+  const allProblems = tidy(problems);
+  const warnings = tidy(keyWarnings);
+  if (parsed.success && allProblems.length === 0) return { ok: true, config: parsed.data, warnings };
+  return { ok: false, problems: allProblems, warnings };
 }
 
 /**
- * Each input as Cribl means it: `""` is unset. A new document: the caller's
- * object is not touched.
+ * Each input as Cribl means it: `""` is unset, and keys of a newer Cribl are
+ * dropped with a warning. A new document: the caller's object is not touched.
  */
-function withLenientInputs(document: unknown): unknown {
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) return document;
+function withLenientInputs(document: unknown): { document: unknown; warnings: ConfigProblem[] } {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) return { document, warnings: [] };
   const inputs: unknown = (document as Record<string, unknown>).inputs;
-  if (!Array.isArray(inputs)) return document;
-  const lenient = inputs.map((input: unknown) => {
+  if (!Array.isArray(inputs)) return { document, warnings: [] };
+  const warnings: ConfigProblem[] = [];
+  const lenient = inputs.map((input: unknown, index) => {
     if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
-    return withEmptyStringsUnset(input as Record<string, unknown>);
+    const known = withoutUnknownInputKeys(withEmptyStringsUnset(input as Record<string, unknown>), `inputs[${index}]`);
+    warnings.push(...known.warnings);
+    return known.input;
   });
-  return { ...document, inputs: lenient };
+  return { document: { ...document, inputs: lenient }, warnings };
 }
 
 /**

@@ -218,17 +218,20 @@ describe('config validation names the path and the reason', () => {
     assertProblem({ inputs: [input({ ttl: 'four hours' })] }, 'inputs[0].ttl', /duration such as 4h/);
   });
 
-  it('refuses unknown keys at every level, naming them', () => {
-    const problems = problemsOf({
-      inptus: [],
-      nats: { server: 'x' },
-      inputs: [input({ intervall: 60, retryRules: { retries: 3 } })],
-    });
-    const paths = problems.map((problem) => problem.path);
-    for (const path of ['inptus', 'nats.server', 'inputs[0].intervall', 'inputs[0].retryRules.retries']) {
-      assert.ok(paths.includes(path), `${path} not reported; got ${paths.join(', ')}`);
-    }
-    assert.ok(problems.every((problem) => !problem.path.startsWith('inputs[0].intervall') || /unknown key/.test(problem.message)));
+  it("refuses unknown keys in msgtrace's own sections and warns about those of an input, naming them", () => {
+    const result = validateConfig(
+      { inptus: [], nats: { server: 'x' }, inputs: [input({ intervall: 60, retryRules: { retries: 3 } })] },
+      { now: NOW },
+    );
+    assert.equal(result.ok, false);
+    const paths = result.ok ? [] : result.problems.map((problem) => problem.path);
+    for (const path of ['inptus', 'nats.server']) assert.ok(paths.includes(path), `${path} not reported; got ${paths.join(', ')}`);
+    // A newer Cribl adds input fields: ignored with a warning, so an export still loads.
+    assert.deepEqual(
+      result.warnings.map((warning) => warning.path),
+      ['inputs[0].intervall', 'inputs[0].retryRules.retries'],
+    );
+    assert.ok(result.warnings.every((warning) => /^unknown key, ignored/.test(warning.message)));
   });
 
   it('refuses a url that is not a Message Trace endpoint, and Graph where Graph has no message trace', () => {
