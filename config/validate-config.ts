@@ -2,9 +2,13 @@ import type { z } from 'zod';
 import { checkConfigRules } from './config-rules.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { withEmptyStringsUnset } from './empty-strings-unset.ts';
+import type { Environment } from './environment-references.ts';
 import { ConfigSchema } from './schema.ts';
 import { withoutUnknownInputKeys } from './unknown-input-keys.ts';
+import { unsetEnvironmentSecrets } from './unset-environment-secrets.ts';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
+import { compileFields } from '../streams/eval-fields.ts';
+import { FieldExpressionError } from '../streams/field-expression-error.ts';
 import { compilePipeline } from '../streams/pipeline.ts';
 import type { MsgtraceConfig } from './schema.ts';
 
@@ -16,6 +20,13 @@ export type ConfigValidation =
 export interface ValidateConfigOptions {
   /** Instant (epoch ms) against which startDate/endDate are compared; default the wall clock. */
   now?: number;
+  /**
+   * The environment `$NAME` secrets will be read from. When given, a secret
+   * in use whose variable is unset is a problem. Left out, nothing is
+   * checked: a caller may hand its jobs another environment than its own
+   * (`runCollectJob` takes one), and `msgtrace jobs` needs no O365 secret.
+   */
+  env?: Environment;
 }
 
 /** Keys whose values are secrets wherever they appear; `value` is one only under `secrets`. */
@@ -41,7 +52,8 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}
     ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
     ...checkConfigRules(document, options.now ?? Date.now()),
   ];
-  if (parsed.success) problems.push(...pipelineProblems(parsed.data));
+  if (parsed.success) problems.push(...pipelineProblems(parsed.data), ...metadataProblems(parsed.data));
+  if (options.env !== undefined) problems.push(...unsetEnvironmentSecrets(document, options.env));
   const allProblems = tidy(problems);
   const warnings = tidy(keyWarnings);
   if (parsed.success && allProblems.length === 0) return { ok: true, config: parsed.data, warnings };
@@ -79,6 +91,26 @@ function pipelineProblems(config: MsgtraceConfig): ConfigProblem[] {
     } catch (error) {
       if (!(error instanceof MsgtraceError)) throw error;
       return [{ path: `pipelines[${index}]`, message: error.message }];
+    }
+  });
+}
+
+/**
+ * An input's `metadata` expressions, compiled as a job compiles them, so a
+ * syntax error shows in `msgtrace validate` instead of failing every job.
+ * The problem points at the field when its name is unique in the input.
+ */
+function metadataProblems(config: MsgtraceConfig): ConfigProblem[] {
+  return config.inputs.flatMap((input, index) => {
+    try {
+      compileFields(input.metadata);
+      return [];
+    } catch (error) {
+      if (!(error instanceof MsgtraceError)) throw error;
+      const name = error instanceof FieldExpressionError ? error.field : undefined;
+      const positions = input.metadata.flatMap((field, position) => (field.name === name ? [position] : []));
+      const path = positions.length === 1 ? `inputs[${index}].metadata[${positions[0]}]` : `inputs[${index}].metadata`;
+      return [{ path, message: error.message }];
     }
   });
 }
