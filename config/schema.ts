@@ -1,7 +1,8 @@
 /**
  * The shape of a msgtrace config file (YAML or JSON): `nats`, `inputs`,
  * `pipelines`, `secrets`, with every default applied and unknown keys refused
- * (`validateConfig()` first drops an input's unknown keys with a warning).
+ * (`validateConfig()` first drops an input's unknown keys with a warning, and
+ * brings Cribl's other file forms to this one).
  *
  * An input accepts Cribl Stream's own field names for the "Office 365 Message
  * Trace" source, with Cribl's defaults and limits, so an input exported from

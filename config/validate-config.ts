@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { checkConfigRules } from './config-rules.ts';
+import { pathInFile, readConfigForm } from './config-forms.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { withEmptyStringsUnset } from './empty-strings-unset.ts';
 import type { Environment } from './environment-references.ts';
@@ -12,7 +13,7 @@ import { FieldExpressionError } from '../streams/field-expression-error.ts';
 import { compilePipeline } from '../streams/pipeline.ts';
 import type { MsgtraceConfig } from './schema.ts';
 
-/** Warnings are what the config loads despite (an ignored key); problems refuse it. */
+/** Warnings are what the config loads despite (a skipped Cribl input, an ignored key); problems refuse it. */
 export type ConfigValidation =
   | { ok: true; config: MsgtraceConfig; warnings: ConfigProblem[] }
   | { ok: false; problems: ConfigProblem[]; warnings: ConfigProblem[] };
@@ -38,6 +39,10 @@ const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token'])
  * or network access; the result is a value, because a bad config is an
  * expected outcome, not a crash.
  *
+ * The document may be msgtrace's own form or one Cribl Stream produces (one
+ * exported input, an `inputs.yml` map, an API response with `items`); see
+ * `readConfigForm`. Problems name key paths as the file has them.
+ *
  * Problem messages name the key path, the reason and the allowed range, and
  * quote the offending value — except for secret fields, whose values are
  * never echoed (and are scrubbed from every message and warning, in case one
@@ -46,7 +51,8 @@ const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token'])
 export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}): ConfigValidation {
   const secrets = secretValuesIn(raw);
   const tidy = (list: ConfigProblem[]): ConfigProblem[] => scrubSecrets(dedupe(list), secrets).map(capLength);
-  const { document, warnings: keyWarnings } = withLenientInputs(raw);
+  const form = readConfigForm(raw);
+  const { document, warnings: keyWarnings } = withLenientInputs(form.document);
   const parsed = ConfigSchema.safeParse(document, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(problemsOf)),
@@ -54,8 +60,9 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}
   ];
   if (parsed.success) problems.push(...pipelineProblems(parsed.data), ...metadataProblems(parsed.data));
   if (options.env !== undefined) problems.push(...unsetEnvironmentSecrets(document, options.env));
-  const allProblems = tidy(problems);
-  const warnings = tidy(keyWarnings);
+  const inFile = (list: ConfigProblem[]) => list.map((problem) => ({ ...problem, path: pathInFile(problem.path, form.inputPaths) }));
+  const allProblems = tidy([...form.problems, ...inFile(problems)]);
+  const warnings = tidy([...form.warnings, ...inFile(keyWarnings)]);
   if (parsed.success && allProblems.length === 0) return { ok: true, config: parsed.data, warnings };
   return { ok: false, problems: allProblems, warnings };
 }
@@ -121,7 +128,7 @@ function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
     return issue.keys.map((key) => ({ path: joinPath(path, key), message: 'unknown key (not a Cribl office365_msg_trace field nor a msgtrace key)' }));
   }
   if (path === '' && issue.code === 'invalid_type') {
-    return [{ path, message: `the file must hold an object with nats, inputs, pipelines and secrets; got ${issue.input === undefined ? 'nothing' : kindOf(issue.input)}` }];
+    return [{ path, message: `the file must hold an object: msgtrace's (nats, inputs, pipelines, secrets), one Cribl input, Cribl's inputs map or a Cribl API response with items; got ${issue.input === undefined ? 'nothing' : kindOf(issue.input)}` }];
   }
   const secret = isSecretPath(issue.path);
   const input: unknown = issue.input;
