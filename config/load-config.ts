@@ -59,7 +59,17 @@ function parseYaml(path: string, text: string): unknown {
     }));
     throw new ConfigInvalidError(path, problems);
   }
-  return document.toJS() as unknown;
+  try {
+    return document.toJS() as unknown;
+  } catch (error) {
+    // The yaml library refuses aliases that would expand beyond `maxAliasCount`
+    // (100) while building the data: an alias bomb, or a file that needs expanding.
+    const aliases = error instanceof ReferenceError && /alias/i.test(error.message);
+    const message = aliases
+      ? 'not valid config: its YAML aliases expand beyond 100 copies (the limit against alias bombs); write the repeated parts out'
+      : `not valid YAML: it cannot be read as data (${error instanceof Error ? error.name : 'unknown error'})`;
+    throw new ConfigInvalidError(path, [{ path: '', message }], { cause: error });
+  }
 }
 
 function lineAndColumn(text: string, offset: number): string {

@@ -1,10 +1,12 @@
 import type { z } from 'zod';
+import { formatPath, joinPath } from './config-path.ts';
 import { checkConfigRules } from './config-rules.ts';
 import { pathInFile, readConfigForm } from './config-forms.ts';
 import type { ConfigProblem } from './config-invalid-error.ts';
 import { withEmptyStringsUnset } from './empty-strings-unset.ts';
 import type { Environment } from './environment-references.ts';
 import { ConfigSchema } from './schema.ts';
+import { findSelfReference } from './self-reference.ts';
 import { withoutUnknownInputKeys } from './unknown-input-keys.ts';
 import { unsetEnvironmentSecrets } from './unset-environment-secrets.ts';
 import { MsgtraceError } from '../errors/msgtrace-error.ts';
@@ -51,6 +53,10 @@ const SECRET_KEYS = new Set(['password', 'clientSecret', 'passphrase', 'token'])
 export function validateConfig(raw: unknown, options: ValidateConfigOptions = {}): ConfigValidation {
   const secrets = secretValuesIn(raw);
   const tidy = (list: ConfigProblem[]): ConfigProblem[] => scrubSecrets(dedupe(list), secrets).map(capLength);
+  const selfReference = findSelfReference(raw);
+  if (selfReference !== null) {
+    return { ok: false, problems: tidy([{ path: '', message: `not valid config: a YAML anchor refers to itself at ${selfReference}` }]), warnings: [] };
+  }
   const form = readConfigForm(raw);
   const { document, warnings: keyWarnings } = withLenientInputs(form.document);
   const parsed = ConfigSchema.safeParse(document, { reportInput: true });
@@ -146,12 +152,6 @@ function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
   return [{ path, message }];
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : joinPath(text, String(key))), '');
-}
-
-const joinPath = (base: string, key: string): string => (base === '' ? key : `${base}.${key}`);
-
 function isSecretPath(path: readonly PropertyKey[]): boolean {
   const last = path[path.length - 1];
   if (typeof last !== 'string') return false;
@@ -187,7 +187,13 @@ function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
 /** Every string held under a secret key anywhere in the document. */
 function secretValuesIn(raw: unknown): string[] {
   const found: string[] = [];
+  // A YAML anchor may contain its own alias: each object is walked once.
+  const seen = new Set<object>();
   const walk = (node: unknown, path: PropertyKey[]): void => {
+    if (typeof node === 'object' && node !== null) {
+      if (seen.has(node)) return;
+      seen.add(node);
+    }
     if (Array.isArray(node)) node.forEach((child, index) => walk(child, [...path, index]));
     else if (typeof node === 'object' && node !== null) {
       for (const [key, child] of Object.entries(node)) {

@@ -152,6 +152,67 @@ describe('jobTimeout beyond what a timer can wait', () => {
   });
 });
 
+describe('YAML anchors that refer to themselves, and alias bombs', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'msgtrace-yaml-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const refusal = async (text: string): Promise<ConfigInvalidError> => {
+    const file = join(dir, `doc-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(file, text);
+    try {
+      await loadConfig(file, { now: NOW });
+    } catch (error) {
+      assert.ok(error instanceof ConfigInvalidError, String(error));
+      return error;
+    }
+    return assert.fail('expected the config to be refused');
+  };
+
+  it('a: &a [*a] is a problem naming where it loops', async () => {
+    const error = await refusal('a: &a [*a]\n');
+    assert.deepEqual(error.problems, [{ path: '', message: 'not valid config: a YAML anchor refers to itself at a[0]' }]);
+  });
+
+  it('an input list whose entry contains the list is a problem naming the key', async () => {
+    const error = await refusal('inputs: &x [ {id: x, type: office365_msg_trace, metadata: *x} ]\n');
+    assert.deepEqual(error.problems, [{ path: '', message: 'not valid config: a YAML anchor refers to itself at inputs[0].metadata' }]);
+  });
+
+  it('validateConfig detects a circular document given directly', () => {
+    const inputs: unknown[] = [];
+    inputs.push({ ...input(), metadata: inputs });
+    assert.deepEqual(problemsOf({ inputs }), [{ path: '', message: 'not valid config: a YAML anchor refers to itself at inputs[0].metadata' }]);
+  });
+
+  it('an alias used twice (shared, not circular) is fine', async () => {
+    const file = join(dir, 'shared.yaml');
+    await writeFile(
+      file,
+      'inputs:\n  - &one {id: a, type: office365_msg_trace, tenantId: t, clientId: c, clientSecret: s3cret-value, retryRules: &rules {limit: 3}}\n  - {id: b, type: office365_msg_trace, tenantId: t, clientId: c, clientSecret: s3cret-value, retryRules: *rules}\n',
+    );
+    const config = await loadConfig(file, { now: NOW });
+    assert.deepEqual(config.inputs.map((each) => each.retryRules.limit), [3, 3]);
+  });
+
+  it('an alias bomb ends in a config problem, not a thrown ReferenceError', async () => {
+    const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    let previous = 'a';
+    for (const name of ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) {
+      lines.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(',')}]`);
+      previous = name;
+    }
+    const error = await refusal(`${lines.join('\n')}\n`);
+    assert.deepEqual(error.problems, [
+      { path: '', message: 'not valid config: its YAML aliases expand beyond 100 copies (the limit against alias bombs); write the repeated parts out' },
+    ]);
+  });
+});
+
 describe('msgtrace collect --start/--end', () => {
   let dir: string;
   let config: string;
