@@ -1,5 +1,6 @@
 import { readFile as readFileFs } from 'node:fs/promises';
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { expandVariables, unsetVariablesIn, type Environment } from '../../config/environment-references.ts';
 import type { NatsConfig } from '../../config/schema.ts';
 import { NatsError } from './nats-error.ts';
 
@@ -12,6 +13,8 @@ export interface ConnectNatsOptions {
   /** Wait between reconnect attempts; default 2 s. */
   readonly reconnectTimeWaitMs?: number;
   readonly readFile?: (path: string) => Promise<Buffer | string>;
+  /** Where a password or token written `$NAME` is read from; default `process.env`. */
+  readonly env?: Environment;
 }
 
 function describeAuth(config: NatsConnectionConfig): string {
@@ -26,18 +29,29 @@ function redact(text: string, secrets: ReadonlyArray<string | undefined>): strin
 }
 
 /**
- * Connects per the `nats` config: user/password, token or a `.creds` file
- * (JWT + nkey seed, via `credsAuthenticator`), TLS from `caFile` /
- * `certFile` / `keyFile`. Once connected the client reconnects forever —
- * a collector outlives a NATS restart and JetStream replays nothing it did
- * not ack — but the first connect fails fast with a `NatsError`, so a wrong
- * URL or password is reported at start instead of hanging.
+ * A password or token written `$NAME` (Cribl's convention for secrets kept
+ * out of the file) is read from the environment variable NAME. An unset
+ * variable is an error naming it: sending an empty or literal `$NAME`
+ * credential would only come back as an authorization failure.
  */
-export async function connectNats(config: NatsConnectionConfig, opts: ConnectNatsOptions = {}): Promise<NatsConnection> {
-  const servers = config.servers;
-  const where = `NATS at ${servers.join(', ')} ${describeAuth(config)}`;
+function fromEnvironment(key: 'password' | 'token', value: string, env: Environment): string {
+  if (!value.startsWith('$')) return value;
+  const unset = unsetVariablesIn(value, env);
+  if (unset.length > 0) {
+    throw new NatsError(`nats.${key} reads environment variable ${unset.join(', ')}, which is not set — set it in msgtrace's environment`);
+  }
+  return expandVariables(value, env);
+}
+
+/**
+ * The client options for the `nats` config: user/password, token or a
+ * `.creds` file (JWT + nkey seed, via `credsAuthenticator`), TLS from
+ * `caFile` / `certFile` / `keyFile`, reconnecting forever.
+ */
+export async function natsConnectionOptions(config: NatsConnectionConfig, opts: ConnectNatsOptions = {}): Promise<ConnectionOptions> {
+  const env = opts.env ?? process.env;
   const options: ConnectionOptions = {
-    servers,
+    servers: config.servers,
     name: opts.name ?? 'msgtrace',
     maxReconnectAttempts: -1,
     reconnectTimeWait: opts.reconnectTimeWaitMs ?? 2000,
@@ -56,10 +70,10 @@ export async function connectNats(config: NatsConnectionConfig, opts: ConnectNat
     }
     options.authenticator = credsAuthenticator(typeof creds === 'string' ? new TextEncoder().encode(creds) : new Uint8Array(creds));
   } else if (config.token) {
-    options.token = config.token;
+    options.token = fromEnvironment('token', config.token, env);
   } else if (config.user) {
     options.user = config.user;
-    if (config.password !== undefined) options.pass = config.password;
+    if (config.password !== undefined) options.pass = fromEnvironment('password', config.password, env);
   }
   if (config.tls) {
     options.tls = {
@@ -68,10 +82,24 @@ export async function connectNats(config: NatsConnectionConfig, opts: ConnectNat
       ...(config.tls.keyFile ? { keyFile: config.tls.keyFile } : {}),
     };
   }
+  return options;
+}
+
+/**
+ * Connects per the `nats` config (see `natsConnectionOptions`). Once
+ * connected the client reconnects forever — a collector outlives a NATS
+ * restart and JetStream replays nothing it did not ack — but the first
+ * connect fails fast with a `NatsError`, so a wrong URL or password is
+ * reported at start instead of hanging.
+ */
+export async function connectNats(config: NatsConnectionConfig, opts: ConnectNatsOptions = {}): Promise<NatsConnection> {
+  const where = `NATS at ${config.servers.join(', ')} ${describeAuth(config)}`;
+  const options = await natsConnectionOptions(config, opts);
   try {
     return await connect(options);
   } catch (cause) {
-    const detail = redact(`${(cause as Error).name}: ${(cause as Error).message}`, [config.password, config.token]);
+    // The password and token as written and as read from the environment.
+    const detail = redact(`${(cause as Error).name}: ${(cause as Error).message}`, [config.password, config.token, options.pass, options.token]);
     throw new NatsError(`cannot connect to ${where}: ${detail} — check nats.servers, the credentials and TLS settings`, { cause });
   }
 }
