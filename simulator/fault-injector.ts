@@ -1,3 +1,4 @@
+import { defaultDeepRowDepth, defaultHugeRowBytes } from './body-rewrite.ts';
 import type { FaultAction, FaultRequest, SimApi } from './simulator.types.ts';
 import { defaultQuota, faultKinds, parseFaultPlan, type FaultPlan, type FaultRule, type FaultScope, type QuotaPlan } from './fault-plan.ts';
 import { createGraphQuota } from './graph-quota.ts';
@@ -132,6 +133,12 @@ export function createFaultInjector(deps: FaultInjectorDeps): FaultInjector {
         return { kind: 'respond', response: servicePrincipalResponse(ctx) };
       case 'forbidden':
         return { kind: 'respond', response: forbiddenResponse(api, ctx) };
+      case 'hugeRow':
+        return { kind: 'rewrite', rewrite: { kind: 'hugeRow', bytes: rule.bytes ?? defaultHugeRowBytes } };
+      case 'deepRow':
+        return { kind: 'rewrite', rewrite: { kind: 'deepRow', depth: rule.depth ?? defaultDeepRowDepth } };
+      case 'repeatLink':
+        return { kind: 'rewrite', rewrite: { kind: 'repeatLink' } };
     }
   }
 

@@ -16,6 +16,9 @@ export const faultKinds = [
   'expiredToken',
   'servicePrincipal',
   'forbidden',
+  'hugeRow',
+  'deepRow',
+  'repeatLink',
 ] as const;
 
 export type FaultKind = (typeof faultKinds)[number];
@@ -37,6 +40,10 @@ export interface FaultRule {
   readonly retryAfterS?: number;
   /** `stall`: how long to hold the request before serving it (default 30000). */
   readonly ms?: number;
+  /** `hugeRow`: characters in the extra row's subject (default 2,000,000). */
+  readonly bytes?: number;
+  /** `deepRow`: arrays nested in the extra row (default 100,000). */
+  readonly depth?: number;
 }
 
 /**
@@ -68,6 +75,8 @@ const ruleSchema = z
     times: z.number().int().min(0).optional(),
     retryAfterS: z.number().int().min(0).max(86_400).optional(),
     ms: z.number().int().min(0).max(3_600_000).optional(),
+    bytes: z.number().int().min(1).max(256_000_000).optional(),
+    depth: z.number().int().min(1).max(10_000_000).optional(),
   })
   .superRefine((rule, ctx) => {
     const api = rule.api ?? 'data';
@@ -82,6 +91,15 @@ const ruleSchema = z
     }
     if (rule.ms !== undefined && rule.kind !== 'stall') {
       ctx.addIssue({ code: 'custom', path: ['ms'], message: `ms applies to stall, not ${rule.kind}` });
+    }
+    if (rule.bytes !== undefined && rule.kind !== 'hugeRow') {
+      ctx.addIssue({ code: 'custom', path: ['bytes'], message: `bytes applies to hugeRow, not ${rule.kind}` });
+    }
+    if (rule.depth !== undefined && rule.kind !== 'deepRow') {
+      ctx.addIssue({ code: 'custom', path: ['depth'], message: `depth applies to deepRow, not ${rule.kind}` });
+    }
+    if ((rule.kind === 'hugeRow' || rule.kind === 'deepRow' || rule.kind === 'repeatLink') && api === 'token') {
+      ctx.addIssue({ code: 'custom', path: ['api'], message: `${rule.kind} rewrites a Message Trace page; api must be graph, rws or data, not token` });
     }
   });
 
@@ -133,6 +151,8 @@ const flagKeys: Readonly<Record<string, keyof FaultRule>> = {
   retryAfter: 'retryAfterS',
   retryAfterS: 'retryAfterS',
   ms: 'ms',
+  bytes: 'bytes',
+  depth: 'depth',
   api: 'api',
 };
 

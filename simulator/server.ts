@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminApi } from './admin-api.ts';
+import { rewriteBody } from './body-rewrite.ts';
 import type { FaultInjector } from './fault-injector.ts';
 import type { GraphApi } from './graph-api.ts';
 import type { RequestStats } from './request-stats.ts';
@@ -169,6 +170,7 @@ export function createSimulatorServer(deps: SimulatorServerDeps): SimulatorServe
       response = target.api === 'graph' ? deps.graph.handle(request) : deps.rws.handle(request);
       if (response.status === 200) await wait(deps.options().pageLatencyMs);
     }
+    if (fault?.kind === 'rewrite' && response.status === 200) response = { ...response, body: rewriteBody(response.body, fault.rewrite, request) } as SimResponse | SimBytesResponse;
     deps.stats.response(api, response.status);
     send(res, response, fault?.kind === 'truncate');
   }

@@ -5,6 +5,7 @@
  * with adapters/: the simulator and the collector must not share protocol code,
  * or a bug in it would hide in every test.
  */
+import type { BodyRewrite } from './body-rewrite.ts';
 
 /** Which API a request was addressed to. */
 export type SimApi = 'graph' | 'rws' | 'token';
@@ -65,7 +66,9 @@ export type FaultAction =
   | { readonly kind: 'respond'; readonly response: SimResponse }
   | { readonly kind: 'reset' }
   | { readonly kind: 'stall'; readonly ms: number }
-  | { readonly kind: 'truncate' };
+  | { readonly kind: 'truncate' }
+  /** Serve the real page with its JSON changed (`body-rewrite.ts`). */
+  | { readonly kind: 'rewrite'; readonly rewrite: BodyRewrite };
 
 export interface FaultRequest {
   readonly api: SimApi;

@@ -486,6 +486,26 @@ describe('faults seen by a plain HTTPS client of the simulator', () => {
     assert.throws(() => JSON.parse(reply.text), SyntaxError);
   });
 
+  it('hugeRow, deepRow and repeatLink: the real page with a pathological row added, or a next link back to itself', async () => {
+    await configure('hugeRow:nth=1,bytes=300000,api=graph', 'deepRow:nth=1,depth=50000,api=rws', 'repeatLink:nth=2,api=graph');
+    const huge = JSON.parse((await get('graph')).text) as { value: Array<Record<string, unknown>> };
+    const extra = huge.value.at(-1)!;
+    assert.equal(String(extra.subject).length, 300_000);
+    assert.equal(extra.id, '00000000-dead-4bad-8000-000000000001');
+    assert.equal(typeof extra.receivedDateTime, 'string', 'a Graph row, in the page\'s dialect');
+    const deepReply = await get('rws');
+    assert.equal(deepReply.status, 200, deepReply.text.slice(0, 300));
+    const deepText = deepReply.text;
+    assert.ok(deepText.includes('['.repeat(50_000)), 'nested 50,000 arrays deep');
+    const deep = JSON.parse(deepText) as { value: Array<Record<string, unknown>> };
+    assert.equal(deep.value.at(-1)!.MessageTraceId, '00000000-dead-4bad-8000-000000000002', 'an RWS row, in the page\'s dialect');
+    const looping = await get('graph');
+    const link = (JSON.parse(looping.text) as Record<string, unknown>)['@odata.nextLink'];
+    assert.equal(link, `${sim.url}/v1.0/admin/exchange/tracing/messageTraces?$top=2`, 'the next link is the request itself');
+    assert.throws(() => parseFaultFlag('hugeRow:depth=3'), /depth applies to deepRow, not hugeRow/);
+    assert.throws(() => parseFaultFlag('repeatLink:api=token'), /repeatLink rewrites a Message Trace page/);
+  });
+
   it('htmlSignIn: a 200 HTML sign-in page instead of JSON', async () => {
     await configure('htmlSignIn:nth=1,api=rws');
     const reply = await get('rws');
