@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
+import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
@@ -50,10 +51,12 @@ export function collectCommand(): Command {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        await ensureEventsStream(await jetstreamManager(nc), config.nats.eventsStream);
+        const jsm = await jetstreamManager(nc);
+        await ensureEventsStream(jsm, config.nats.eventsStream);
+        await ensureDeadLetterStream(jsm);
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
         const summary = await runCollectJob(
-          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, publisher: createJetStreamPublisher(jetstream(nc)) },
+          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, publisher: createJetStreamPublisher(jetstream(nc), { maxPayloadBytes: () => nc.info?.max_payload }) },
           {
             jobId: adhocJobId(input.id, now),
             window,

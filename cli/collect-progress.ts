@@ -51,7 +51,7 @@ export function createCollectProgress(options: { inputId: string; window: JobWin
       const seconds = ((options.now() - startedAt) / 1000).toFixed(1);
       const line =
         `${summary.state}: input ${options.inputId} window [${iso(options.window.startMs)}, ${iso(options.window.endMs)}) ` +
-        `pages=${summary.pages} events=${summary.events} duplicates=${summary.duplicates} retries=${summary.retries} ` +
+        `pages=${summary.pages} events=${summary.events} duplicates=${summary.duplicates} ${summary.deadLettered > 0 ? `dead-lettered=${summary.deadLettered} ` : ''}retries=${summary.retries} ` +
         `in ${seconds}s (${rate()} events/s)` +
         (summary.error ? ` — ${summary.error}` : '');
       return line;

@@ -18,6 +18,7 @@ export const errorCodes = {
   job: 'MSGTRACE_JOB',
   simulator: 'MSGTRACE_SIMULATOR',
   checkpointConflict: 'MSGTRACE_CHECKPOINT_CONFLICT',
+  unpublishableEvent: 'MSGTRACE_UNPUBLISHABLE_EVENT',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -61,6 +61,8 @@ export interface CollectJobSummary {
   readonly pages: number;
   readonly events: number;
   readonly duplicates: number;
+  /** Rows sent to the dead-letter subject instead of the events subject. */
+  readonly deadLettered: number;
   readonly retries: number;
   /** Why the job did not finish as `done`; null when it did. */
   readonly error: string | null;
@@ -82,6 +84,7 @@ export interface CollectJobContext {
   /** Events JetStream stored for the first time. */
   readonly events: number;
   readonly duplicates: number;
+  readonly deadLettered: number;
   /** Retries made in total (token and pages). */
   readonly retries: number;
   /** Consecutive retries of the current request; reset by a success. */
@@ -127,6 +130,7 @@ export type CollectJobEmitted =
       readonly duplicates: number;
       readonly filtered: number;
       readonly broken: number;
+      readonly deadLettered: number;
       readonly fieldErrors: Readonly<Record<string, number>>;
       /** Where the next page comes from (checkpoint this); null after the last page. */
       readonly next: PageCursor | null;
@@ -251,6 +255,7 @@ export const collectJobMachine = setup({
         pages,
         events,
         duplicates: context.duplicates + params.delivery.duplicates,
+        deadLettered: context.deadLettered + params.delivery.deadLettered,
         pending: null,
         cursor: next ?? context.cursor,
         page: next === null ? context.page : context.page + 1,
@@ -265,11 +270,21 @@ export const collectJobMachine = setup({
         duplicates: params.delivery.duplicates,
         filtered: params.delivery.filtered,
         broken: params.delivery.broken,
+        deadLettered: params.delivery.deadLettered,
         fieldErrors: params.delivery.fieldErrors,
         next,
         pages,
         events,
       });
+      if (params.delivery.deadLettered > 0) {
+        const rowsText = params.delivery.deadLettered === 1 ? '1 row' : `${params.delivery.deadLettered} rows`;
+        enqueue.emit({
+          type: 'job.warning',
+          jobId: context.jobId,
+          inputId: context.inputId,
+          message: `page ${context.page}: ${rowsText} could not be published and went to msgtrace.deadletter.${context.inputId}, each with its reason`,
+        });
+      }
     }),
     recordTimeout: assign(({ context }) => {
       const reason = `job timeout of ${context.jobTimeoutMs} ms reached at page ${context.page}`;
@@ -311,6 +326,7 @@ export const collectJobMachine = setup({
     pages: 0,
     events: 0,
     duplicates: 0,
+    deadLettered: 0,
     retries: 0,
     attempt: 0,
     lastError: null,
@@ -477,6 +493,7 @@ export const collectJobMachine = setup({
     pages: context.pages,
     events: context.events,
     duplicates: context.duplicates,
+    deadLettered: context.deadLettered,
     retries: context.retries,
     error: context.error,
   }),

@@ -76,6 +76,12 @@ export interface DeliveryResult {
   readonly filtered: number;
   /** Events marked `__isBroken` (over the maximum event size). */
   readonly broken: number;
+  /**
+   * Rows that could not be published (over the server's max_payload, not
+   * serialisable, or a stage threw on them) and went to the dead-letter
+   * subject `msgtrace.deadletter.<inputId>` instead; the page still completes.
+   */
+  readonly deadLettered: number;
   /** Field expressions that threw, by metadata name. */
   readonly fieldErrors: Readonly<Record<string, number>>;
 }

@@ -67,6 +67,7 @@ export interface ConcurrentBackfillResult {
   readonly pages: number;
   readonly events: number;
   readonly duplicates: number;
+  readonly deadLettered: number;
   readonly retries: number;
   /** The first job that did not finish, with its reason. */
   readonly error: string | null;
@@ -94,7 +95,7 @@ export async function runConcurrentBackfill(deps: ConcurrentBackfillDeps, range:
   let failure: string | null = null;
   let running = 0;
   let splits = 0;
-  const totals = { pages: 0, events: 0, duplicates: 0, retries: 0 };
+  const totals = { pages: 0, events: 0, duplicates: 0, deadLettered: 0, retries: 0 };
 
   const moveCheckpoint = () => {
     const moved = backfillCheckpoint(range, windows, (window) => states.get(window as SubWindow) === 'done');
@@ -134,6 +135,7 @@ export async function runConcurrentBackfill(deps: ConcurrentBackfillDeps, range:
     totals.pages += summary.pages;
     totals.events += summary.events;
     totals.duplicates += summary.duplicates;
+    totals.deadLettered += summary.deadLettered;
     totals.retries += summary.retries;
     const pieces = requestedSplits.get(window);
     // Only a job that actually stopped for the split is replaced: one that

@@ -5,6 +5,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { createCheckpointStore } from '../adapters/nats/checkpoint-store.ts';
+import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs } from '../adapters/nats/job-records.ts';
@@ -71,13 +72,16 @@ function scheduledJobId(inputId: string, scheduledForMs: number): string {
 export async function startScheduledCollection(deps: ScheduledCollectionDeps): Promise<ScheduledCollection> {
   const { config, nc, logger } = deps;
   const now = deps.now ?? Date.now;
-  await ensureEventsStream(await jetstreamManager(nc), config.nats.eventsStream);
+  const jsm = await jetstreamManager(nc);
+  await ensureEventsStream(jsm, config.nats.eventsStream);
+  await ensureDeadLetterStream(jsm);
   const checkpoints = await createCheckpointStore(nc);
   const records = await createJobRecordStore(nc, {
     ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
   });
   const bus = createJobBus(nc);
   const publisher: EventPublisher = createJetStreamPublisher(jetstream(nc), {
+    maxPayloadBytes: () => nc.info?.max_payload,
     onRetry: (retry) => logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
   });
   const inputsById = new Map(config.inputs.map((input) => [input.id, input]));
@@ -143,7 +147,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
       // A split is the catch-up's own decision, not a fault.
       const split = summary.state === 'cancelled' && job.signal.reason === splitAbortReason;
       const level = summary.state === 'done' || split ? 'info' : 'error';
-      log[level]({ jobId: job.jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, retries: summary.retries, error: summary.error }, 'job ended');
+      log[level]({ jobId: job.jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, deadLettered: summary.deadLettered, retries: summary.retries, error: summary.error }, 'job ended');
       return summary;
     } finally {
       job.signal.removeEventListener('abort', onOuterAbort);
@@ -228,7 +232,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
       if (result.state === 'done') void save({ completedUntilMs: request.window.endMs, inProgress: null });
       await saving;
       const state = result.state === 'done' ? 'done' : abort.signal.aborted ? 'cancelled' : 'failed';
-      return withSaveFailure({ state, pages: result.pages, events: result.events, duplicates: result.duplicates, retries: result.retries, error: result.error });
+      return withSaveFailure({ state, pages: result.pages, events: result.events, duplicates: result.duplicates, deadLettered: result.deadLettered, retries: result.retries, error: result.error });
     };
 
     const catchUp =

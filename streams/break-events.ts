@@ -38,10 +38,18 @@ export function rowTime(row: Readonly<Record<string, unknown>>, window: JobWindo
   return eventTimeOf(row) ?? window.startMs / 1000;
 }
 
-/** Whether the row's JSON exceeds `maxEventBytes`; serialises only rows the size bound cannot clear. */
+/**
+ * Whether the row's JSON exceeds `maxEventBytes`; serialises only rows the
+ * size bound cannot clear. A row nested too deep to serialise at all counts
+ * as oversize (its publish then sends it to the dead letters).
+ */
 export function isOversize(row: Readonly<Record<string, unknown>>, maxEventBytes: number): boolean {
   if (maxEventBytes <= 0 || jsonBytesAtMost(row, maxEventBytes)) return false;
-  return Buffer.byteLength(JSON.stringify(row), 'utf8') > maxEventBytes;
+  try {
+    return Buffer.byteLength(JSON.stringify(row), 'utf8') > maxEventBytes;
+  } catch {
+    return true;
+  }
 }
 
 /** Turns one row into an event (one new object; the row is not touched); pure, so the operator and tests share it. */

@@ -3,6 +3,7 @@
  * it with a JetStream publish (`Nats-Msg-Id` = `msgId`, internal fields
  * as headers); `test/support/memory-publisher.ts` is the in-memory double.
  */
+import type { DeadLetter } from './dead-letter.ts';
 import type { PageInternalFields } from './internal-fields.ts';
 import type { TraceEvent } from './trace-event.types.ts';
 
@@ -30,7 +31,11 @@ export interface EventPublisher {
    * has not — the page then fails and its checkpoint does not advance. The
    * event may hold `__` fields of its own (breaking's, an expression's); the
    * publisher keeps them out of the payload (see `splitInternalFields`), as
-   * it does `added`.
+   * it does `added`. Rejects with `UnpublishableEventError` — before sending
+   * anything — when the event's message would exceed the server's
+   * `max_payload` or the event cannot be serialised.
    */
   publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck>;
+  /** Stores a dead letter (JSON) under `msgId`, with the same ack semantics as `publish`. */
+  publishDeadLetter(subject: string, letter: DeadLetter, msgId: string): Promise<PublishAck>;
 }

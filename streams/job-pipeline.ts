@@ -24,13 +24,14 @@
 import { from, lastValueFrom, reduce } from 'rxjs';
 import type { DeliveryResult } from '../machines/collect-job.types.ts';
 import { breakRowInPlace, rowTime } from './break-events.ts';
+import { deadLetterSubjectOf } from './dead-letter.ts';
 import { type CompiledFields, type FieldError, applyFields } from './eval-fields.ts';
 import type { EventPublisher } from './event-publisher.types.ts';
 import { isInWindow } from './filter-window.ts';
 import { pageInternalFields } from './internal-fields.ts';
 import { type CompiledPipeline, applyPipeline } from './pipeline.ts';
 import { type PreparedEvent, publishEach } from './publish-with.ts';
-import type { JobStreamContext, PageOfRows } from './trace-event.types.ts';
+import type { JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
 
 /** Default bound on unacknowledged publishes. */
 export const defaultMaxInFlight = 128;
@@ -85,31 +86,39 @@ export function deliverPageThroughPipeline(
     const final = { page: fields, final: true };
     const finalIndex = page.isLast ? finalRowIndex(page.rows, ctx) : -1;
     const toEvent = (row: Readonly<Record<string, unknown>>, index: number): PreparedEvent | null => {
-      const event = breakRowInPlace(row as Record<string, unknown>, breakOptions);
-      if (!ctx.disableTimeFilter && !isInWindow(event, ctx.window)) {
-        filtered += 1;
-        return null;
+      const added = index === finalIndex ? final : notFinal;
+      try {
+        const event = breakRowInPlace(row as Record<string, unknown>, breakOptions);
+        if (!ctx.disableTimeFilter && !isInWindow(event, ctx.window)) {
+          filtered += 1;
+          return null;
+        }
+        const withFields = applyFields(compiled, event, onFieldError);
+        const processed = options.pipeline ? applyPipeline(options.pipeline, withFields, onFieldError) : withFields;
+        if (processed === null) {
+          filtered += 1;
+          return null;
+        }
+        return { event: processed, added };
+      } catch (error) {
+        // A stage threw on this row (e.g. JSON nested deeper than the serialiser's stack): the row goes to the dead letters as it is.
+        return { event: row as TraceEvent, added, unpublishable: `the row could not be processed: ${(error as Error)?.message ?? String(error)}` };
       }
-      const withFields = applyFields(compiled, event, onFieldError);
-      const processed = options.pipeline ? applyPipeline(options.pipeline, withFields, onFieldError) : withFields;
-      if (processed === null) {
-        filtered += 1;
-        return null;
-      }
-      return { event: processed, added: index === finalIndex ? final : notFinal };
     };
+    const target = { subject: ctx.subject, inputId: ctx.inputId, deadLetterSubject: deadLetterSubjectOf(ctx.inputId) };
     const acked = await lastValueFrom(
       from(page.rows).pipe(
-        publishEach(toEvent, publisher, maxInFlight, ctx),
+        publishEach(toEvent, publisher, maxInFlight, target),
         reduce(
           (totals, published) => {
             // One accumulator per page, counted in place.
-            if (published.duplicate) totals.duplicates += 1;
+            if (published.deadLettered) totals.deadLettered += 1;
+            else if (published.duplicate) totals.duplicates += 1;
             else totals.published += 1;
             if (published.event.__isBroken === true) totals.broken += 1;
             return totals;
           },
-          { published: 0, duplicates: 0, broken: 0 },
+          { published: 0, duplicates: 0, broken: 0, deadLettered: 0 },
         ),
       ),
     );

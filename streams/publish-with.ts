@@ -3,17 +3,24 @@
  * `maxInFlight` unacknowledged at once. The bound keeps memory and server
  * pressure flat however large the page is; a further publish starts only
  * when an earlier one has been acknowledged. A rejected publish
- * errors the stream (and so fails the page): nothing is acked past a loss.
+ * errors the stream (and so fails the page): nothing is acked past a loss —
+ * except an event that no retry could ever publish (`UnpublishableEventError`,
+ * or one `prepare` marks `unpublishable`), which goes to the target's
+ * dead-letter subject with its reason, so one bad row cannot stall an input.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { AddedInternalFields, EventPublisher, PublishAck } from './event-publisher.types.ts';
+import { deadLetterOf } from './dead-letter.ts';
 import { recordKey } from './record-key.ts';
+import { UnpublishableEventError } from './unpublishable-event-error.ts';
 import type { TraceEvent } from './trace-event.types.ts';
 
 /** An event ready to publish, with the internal fields added beside it (see `AddedInternalFields`). */
 export interface PreparedEvent {
   readonly event: TraceEvent;
   readonly added?: AddedInternalFields;
+  /** Why this row cannot become an event (a stage threw on it): it goes to the dead-letter subject as it is. */
+  readonly unpublishable?: string;
 }
 
 export interface Published {
@@ -21,12 +28,16 @@ export interface Published {
   readonly event: TraceEvent;
   readonly msgId: string;
   readonly duplicate: boolean;
+  /** True when the event went to the dead-letter subject instead. */
+  readonly deadLettered: boolean;
 }
 
 /** Where a job's events go: the subject, and the input whose dedupe scope their `Nats-Msg-Id`s belong to. */
 export interface PublishTarget {
   readonly subject: string;
   readonly inputId: string;
+  /** Where unpublishable events go (`msgtrace.deadletter.<inputId>`); without it they fail the stream. */
+  readonly deadLetterSubject?: string;
 }
 
 export function publishWith(
@@ -58,7 +69,7 @@ export function publishEach<T>(
   maxInFlight: number,
   target: PublishTarget,
 ): OperatorFunction<T, Published> {
-  const { subject, inputId } = target;
+  const { subject, inputId, deadLetterSubject } = target;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
   }
@@ -76,20 +87,30 @@ export function publishEach<T>(
         stopped = true;
         subscriber.error(error);
       };
-      const acked = (event: TraceEvent, msgId: string) => (ack: PublishAck) => {
+      const acked = (event: TraceEvent, msgId: string, deadLettered: boolean) => (ack: PublishAck) => {
         if (stopped) return;
         inFlight -= 1;
-        subscriber.next({ event, msgId, duplicate: ack.duplicate });
+        subscriber.next({ event, msgId, duplicate: ack.duplicate, deadLettered });
         pump();
       };
+      const toDeadLetters = (prepared: PreparedEvent, msgId: string, reason: string): Promise<PublishAck> =>
+        publisher.publishDeadLetter(deadLetterSubject!, deadLetterOf(prepared.event, reason, msgId, prepared.added), msgId);
       /** Starts one input's publish (nothing when it yields no event). */
       const start = (input: T): void => {
         const prepared = prepare(input, nextIndex++);
         if (prepared === null) return;
         const { event, added } = prepared;
         const msgId = recordKey(event, inputId);
+        if (prepared.unpublishable !== undefined && deadLetterSubject === undefined) throw new UnpublishableEventError(prepared.unpublishable);
         inFlight += 1;
-        publisher.publish(subject, event, msgId, added).then(acked(event, msgId), fail);
+        if (prepared.unpublishable !== undefined) {
+          toDeadLetters(prepared, msgId, prepared.unpublishable).then(acked(event, msgId, true), fail);
+          return;
+        }
+        publisher.publish(subject, event, msgId, added).then(acked(event, msgId, false), (error: unknown) => {
+          if (!(error instanceof UnpublishableEventError) || deadLetterSubject === undefined) return fail(error);
+          toDeadLetters(prepared, msgId, error.reason).then(acked(event, msgId, true), fail);
+        });
       };
       /** Fills free slots from the waiting inputs; completes once everything is acked. */
       const pump = () => {

@@ -58,6 +58,13 @@ function payloadDigest(event: TraceEvent): string {
   const keys = Object.keys(event)
     .filter((key) => !key.startsWith('__'))
     .sort();
-  const canonical = JSON.stringify(keys.map((key) => [key, event[key]]));
+  let canonical: string;
+  try {
+    canonical = JSON.stringify(keys.map((key) => [key, event[key]]));
+  } catch {
+    // Nested deeper than JSON.stringify's stack: the row goes to the dead letters, which
+    // still need a stable id; its top-level values decide it, nested ones by their kind.
+    canonical = JSON.stringify(keys.map((key) => [key, typeof event[key] === 'object' && event[key] !== null ? '[nested]' : event[key]]));
+  }
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -15,7 +15,7 @@ const minuteMs = 60_000;
 const hourMs = 60 * minuteMs;
 
 function summary(state: CollectJobSummary['state'], error: string | null = state === 'done' ? null : 'HTTP 400 from Graph'): CollectJobSummary {
-  return { state, pages: state === 'done' ? 2 : 0, events: state === 'done' ? 10 : 0, duplicates: 0, retries: 0, error };
+  return { state, pages: state === 'done' ? 2 : 0, events: state === 'done' ? 10 : 0, duplicates: 0, deadLettered: 0, retries: 0, error };
 }
 
 /** A full first page whose 100 rows, newest first, cover only the newest `coveredMs` of `window`. */

@@ -136,6 +136,7 @@ const acked = (input: DeliverPageInput): DeliveryResult => ({
   duplicates: 0,
   filtered: 0,
   broken: 0,
+  deadLettered: 0,
   fieldErrors: {},
 });
 
@@ -287,7 +288,7 @@ describe('collect job timing and control', () => {
     job.clock.increment(600_000);
     await settle();
     assert.equal(job.fetches.length, 1, 'no fetch while page 1 is unacknowledged');
-    delivery.resolve({ published: 1, duplicates: 0, filtered: 0, broken: 0, fieldErrors: {} });
+    delivery.resolve({ published: 1, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {} });
     await settle();
     assert.equal(job.fetches.length, 2);
     assert.deepEqual(job.fetches[1]?.cursor, { kind: 'next', link: 'https://next/2' });

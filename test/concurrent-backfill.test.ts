@@ -7,7 +7,7 @@ import { runConcurrentBackfill } from '../runtime/concurrent-backfill.ts';
 const hourMs = 3_600_000;
 
 function summary(state: CollectJobSummary['state'], events = 10): CollectJobSummary {
-  return { state, pages: 1, events, duplicates: 0, retries: 0, error: state === 'done' ? null : 'HTTP 400 from Graph' };
+  return { state, pages: 1, events, duplicates: 0, deadLettered: 0, retries: 0, error: state === 'done' ? null : 'HTTP 400 from Graph' };
 }
 
 /** A job runner whose jobs finish only when the test says so, recording what ran. */

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { compileFields } from '../streams/eval-fields.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
-import { publishWith } from '../streams/publish-with.ts';
+import { publishEach, publishWith } from '../streams/publish-with.ts';
 import { recordKey } from '../streams/record-key.ts';
 import type { PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
@@ -70,8 +70,50 @@ describe('deliverPageThroughPipeline', () => {
     await turn();
     assert.equal(settled, false, 'one ack still outstanding');
     publisher.ack(1);
-    assert.deepEqual(await result, { published: 4, duplicates: 0, filtered: 0, broken: 0, fieldErrors: {} });
+    assert.deepEqual(await result, { published: 4, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {} });
     assert.equal(settled, true);
+  });
+
+  it('sends a row no retry could publish to msgtrace.deadletter.<input> with its reason, and completes the page', async () => {
+    // As the JetStream publisher refuses them: over max_payload, or not serialisable at all.
+    const refuse = (event: TraceEvent): string | undefined => {
+      try {
+        return JSON.stringify(event).length > 1000 ? 'its message is over max_payload' : undefined;
+      } catch {
+        return 'it cannot be serialised to JSON';
+      }
+    };
+    const publisher = createMemoryPublisher({ refuse });
+    const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 2 });
+    let deep: unknown = [];
+    for (let level = 0; level < 100_000; level++) deep = [deep];
+    const rows = [row(1), { ...row(2), subject: 'x'.repeat(2000) }, row(3), { ...row(4), extension: deep }, row(5)];
+    const result = await deliver(page(rows, 2, true));
+    assert.deepEqual(result, { published: 3, duplicates: 0, filtered: 0, broken: 1, deadLettered: 2, fieldErrors: {} });
+    assert.deepEqual(publisher.stored.map((m) => m.payload.subject), ['message 1', 'message 3', 'message 5']);
+    assert.deepEqual(
+      publisher.deadLetters.map(({ subject, msgId, letter }) => [subject, msgId, letter.page, letter.record.recipientAddress]),
+      [
+        ['msgtrace.deadletter.o365', recordKey(row(2) as TraceEvent, 'o365'), 2, 'user2@contoso.com'],
+        ['msgtrace.deadletter.o365', recordKey({ ...row(4), _time: 0 } as TraceEvent, 'o365'), 2, 'user4@contoso.com'],
+      ],
+    );
+    assert.match(publisher.deadLetters[0]!.letter.reason, /over max_payload/);
+    assert.match(publisher.deadLetters[1]!.letter.reason, /cannot be serialised/);
+    assert.equal(publisher.deadLetters[0]!.letter.jobId, 'job-7');
+    assert.ok(JSON.stringify(publisher.deadLetters[0]!.letter).length < 2000, 'the letter holds the row\'s identity, not the row');
+  });
+
+  it('a prepared row marked unpublishable fails the stream when no dead-letter subject is given', async () => {
+    const publisher = createMemoryPublisher();
+    const events = [{ event: { _time: 1, ...row(1) } }, { event: { _time: 1, ...row(2) }, unpublishable: 'a stage threw' }];
+    const run = lastValueFrom(from(events).pipe(publishEach((prepared) => prepared, publisher, 2, { subject: 's', inputId: 'in' }), toArray()));
+    await assert.rejects(run, /event cannot be published: a stage threw/);
+    const routed = await lastValueFrom(
+      from(events).pipe(publishEach((prepared) => prepared, publisher, 2, { subject: 's', inputId: 'in', deadLetterSubject: 'msgtrace.deadletter.in' }), toArray()),
+    );
+    assert.deepEqual(routed.map((p) => p.deadLettered), [false, true]);
+    assert.equal(publisher.deadLetters.at(-1)?.letter.reason, 'a stage threw');
   });
 
   it('rejects when a publish fails, so the page (and its checkpoint) does not advance', async () => {
@@ -99,11 +141,11 @@ describe('deliverPageThroughPipeline', () => {
       { ...row(5), receivedDateTime: '2026-11-20T09:59:59Z' }, // before start → filtered
     ];
     const first = await deliver(page(rows));
-    assert.deepEqual(first, { published: 3, duplicates: 0, filtered: 2, broken: 1, fieldErrors: { bad: 3 } });
+    assert.deepEqual(first, { published: 3, duplicates: 0, filtered: 2, broken: 1, deadLettered: 0, fieldErrors: { bad: 3 } });
 
     // The same page again (a retry, a restart): JetStream recognises every key.
     const again = await deliver(page(rows));
-    assert.deepEqual(again, { published: 0, duplicates: 3, filtered: 2, broken: 1, fieldErrors: { bad: 3 } });
+    assert.deepEqual(again, { published: 0, duplicates: 3, filtered: 2, broken: 1, deadLettered: 0, fieldErrors: { bad: 3 } });
     assert.equal(publisher.stored.length, 3);
 
     // A status change is a new fact.
@@ -146,6 +188,7 @@ describe('deliverPageThroughPipeline', () => {
       duplicates: 0,
       filtered: 0,
       broken: 0,
+      deadLettered: 0,
       fieldErrors: {},
     });
   });

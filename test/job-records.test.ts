@@ -205,7 +205,7 @@ describe('job tracker', () => {
     clock = 2_000;
     tracker.onState('paging.fetching');
     tracker.onState('paging.delivering');
-    tracker.onEmitted({ type: 'job.page', ...base, page: 1, rows: 100, published: 98, duplicates: 2, filtered: 0, broken: 0, fieldErrors: {}, next: { kind: 'next', link: 'x' }, pages: 1, events: 98 });
+    tracker.onEmitted({ type: 'job.page', ...base, page: 1, rows: 100, published: 98, duplicates: 2, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {}, next: { kind: 'next', link: 'x' }, pages: 1, events: 98 });
     await tracker.flush();
     tracker.onState('paging.fetching');
     tracker.onState('retryWait');
@@ -213,12 +213,12 @@ describe('job tracker', () => {
     tracker.onEmitted({ type: 'job.heartbeat', ...base, page: 2, pages: 1, events: 98 });
     tracker.onState('paging.fetching');
     tracker.onState('paging.delivering');
-    tracker.onEmitted({ type: 'job.page', ...base, page: 2, rows: 50, published: 50, duplicates: 0, filtered: 0, broken: 0, fieldErrors: {}, next: null, pages: 2, events: 148 });
+    tracker.onEmitted({ type: 'job.page', ...base, page: 2, rows: 50, published: 50, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {}, next: null, pages: 2, events: 148 });
     tracker.onEmitted({ type: 'job.warning', ...base, message: 'second warning' });
     clock = 3_000;
     tracker.onState('failed');
     assert.equal(events.at(-1)?.state, 'paging', 'the final event waits for finish, which knows the error');
-    const final = await tracker.finish({ state: 'failed', pages: 2, events: 148, duplicates: 2, retries: 1, error: 'HTTP 403 from Graph: the app lacks ReportingWebService.Read.All' });
+    const final = await tracker.finish({ state: 'failed', pages: 2, events: 148, duplicates: 2, deadLettered: 0, retries: 1, error: 'HTTP 403 from Graph: the app lacks ReportingWebService.Read.All' });
 
     assert.deepEqual(
       events.map((e) => e.state),
@@ -272,7 +272,7 @@ describe('job tracker', () => {
       onWriteError: (e) => failures.push(e),
     });
     tracker.onState('authenticating');
-    const final = await tracker.finish({ state: 'done', pages: 0, events: 0, duplicates: 0, retries: 0, error: null });
+    const final = await tracker.finish({ state: 'done', pages: 0, events: 0, duplicates: 0, deadLettered: 0, retries: 0, error: null });
     assert.equal(final.state, 'done');
     assert.deepEqual(events.map((e) => e.state), ['authenticating', 'done']);
     assert.ok(failures.length >= 1);
@@ -290,7 +290,7 @@ describe('job tracker', () => {
       tracker.onState('authenticating');
       tracker.onState('paging.fetching');
       tracker.onState('done');
-      const final = await tracker.finish({ state: 'done', pages: 1, events: 3, duplicates: 0, retries: 0, error: null });
+      const final = await tracker.finish({ state: 'done', pages: 1, events: 3, duplicates: 0, deadLettered: 0, retries: 0, error: null });
       assert.deepEqual(await store.get('job-3'), final);
       assert.deepEqual((await states).map((e) => e.state), ['authenticating', 'paging', 'done']);
     } finally {

@@ -134,6 +134,7 @@ describe('NATS faults', () => {
         }
         return inner.publish(subject, event, msgId);
       },
+      publishDeadLetter: (subject, letter, msgId) => inner.publishDeadLetter(subject, letter, msgId),
     };
     const dispatcher = createDispatcher({ caPem: sim.caPem });
     try {

@@ -104,7 +104,7 @@ describe('__final with lazily built events', () => {
     const publisher = createMemoryPublisher();
     const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 2 });
     const result = await deliver({ rows: [row(1), row(2), row(3), row(4, '2026-11-20T11:00:00Z')], page: 2, isLast: true });
-    assert.deepEqual(result, { published: 3, duplicates: 0, filtered: 1, broken: 0, fieldErrors: {} });
+    assert.deepEqual(result, { published: 3, duplicates: 0, filtered: 1, broken: 0, deadLettered: 0, fieldErrors: {} });
     const finals = publisher.stored.map((message) => [message.payload['id'], message.internal['__final']]);
     assert.deepEqual(finals.sort(), [['trace-1', false], ['trace-2', false], ['trace-3', true]]);
     assert.ok(publisher.stored.every((message) => message.internal['__page'] === 2 && message.internal['__jobId'] === 'job-9'));

@@ -94,6 +94,7 @@ function fakes(clock: SimulatedClock, options: HarnessOptions, inputId: string) 
         pages: 1,
         events: 10,
         duplicates: 0,
+        deadLettered: 0,
         retries: 0,
         error: outcome === 'done' ? null : 'HTTP 400 from the API',
       };
@@ -524,7 +525,7 @@ describe('scheduler (all inputs)', () => {
           ran.push(input.inputId);
           // Input c's job holds until the test lets it end.
           if (input.inputId === 'c') await new Promise<void>((resolve) => { jobEnd = resolve; });
-          const summary: CollectJobSummary = { state: 'done', pages: 1, events: 1, duplicates: 0, retries: 0, error: null };
+          const summary: CollectJobSummary = { state: 'done', pages: 1, events: 1, duplicates: 0, deadLettered: 0, retries: 0, error: null };
           return { summary, checkpoint: checkpointAt(input.inputId, input.window.endMs) };
         }),
       },

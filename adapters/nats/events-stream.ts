@@ -7,6 +7,10 @@ export interface EventsStreamOptions {
   readonly subjects?: ReadonlyArray<string>;
   /** JetStream's Nats-Msg-Id dedupe window; default 2 h. */
   readonly duplicateWindowMs?: number;
+  /** Max age of a message, set when the stream is created; unlimited when absent. */
+  readonly maxAgeMs?: number;
+  /** What the stream is for, in the server's stream info. */
+  readonly description?: string;
 }
 
 export const defaultEventsStream = {
@@ -62,7 +66,14 @@ export async function ensureEventsStream(jsm: JetStreamManager, opts: EventsStre
   }
   try {
     if (!existing) {
-      const info = await jsm.streams.add({ name, subjects, storage: StorageType.File, duplicate_window: nanos(duplicateWindowMs) });
+      const info = await jsm.streams.add({
+        name,
+        subjects,
+        storage: StorageType.File,
+        duplicate_window: nanos(duplicateWindowMs),
+        ...(opts.maxAgeMs !== undefined ? { max_age: nanos(opts.maxAgeMs) } : {}),
+        ...(opts.description !== undefined ? { description: opts.description } : {}),
+      });
       return { created: true, info };
     }
     const have = existing.config.subjects ?? [];

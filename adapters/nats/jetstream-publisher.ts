@@ -1,8 +1,10 @@
 import { PubHeaders, type JetStreamClient } from '@nats-io/jetstream';
 import { MsgHdrsImpl } from '@nats-io/transport-node';
+import type { DeadLetter } from '../../streams/dead-letter.ts';
 import type { AddedInternalFields, EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
 import { type PageInternalFields, isInternalField } from '../../streams/internal-fields.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
+import { UnpublishableEventError } from '../../streams/unpublishable-event-error.ts';
 import { NatsError } from './nats-error.ts';
 
 /** Defaults of the publish retry; see `JetStreamPublisherOptions`. */
@@ -49,6 +51,12 @@ export interface JetStreamPublisherOptions {
   readonly maxBackoffMs?: number;
   /** Called before each retry (the composition root logs it). */
   readonly onRetry?: (retry: PublishRetry) => void;
+  /**
+   * The server's `max_payload` (headers and payload together), read per
+   * publish because it is known only once connected (`nc.info.max_payload`);
+   * NATS' default 1 MiB when absent or unknown.
+   */
+  readonly maxPayloadBytes?: () => number | undefined;
   /** Injected clock and delay (tests); default the real ones. */
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -186,6 +194,43 @@ function serialise(event: TraceEvent, msgId: string, added: AddedInternalFields 
   return data;
 }
 
+/** NATS' default `max_payload`. */
+export const defaultMaxPayloadBytes = 1024 * 1024;
+
+/** "NATS/1.0\r\n" + the closing CRLF of the header block. */
+const headerFrameBytes = 12;
+
+/**
+ * Refuses a message the server would refuse by size (`max_payload` covers
+ * headers and payload): without this the client rejects it as
+ * MAX_PAYLOAD_EXCEEDED — after the publisher's retries — and the page fails
+ * for good. Almost every event is settled by the UTF-16 length alone (a
+ * character is at most 3 UTF-8 bytes); only large ones are measured.
+ */
+function checkSize(data: string, headers: MsgHdrsImpl, maxPayload: number): void {
+  let headerChars = headerFrameBytes;
+  for (const [name, values] of headers.headers) for (const value of values) headerChars += name.length + value.length + 4;
+  if ((data.length + headerChars) * 3 <= maxPayload) return;
+  let headerBytes = headerFrameBytes;
+  for (const [name, values] of headers.headers) for (const value of values) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4;
+  const bytes = Buffer.byteLength(data) + headerBytes;
+  if (bytes > maxPayload) {
+    throw new UnpublishableEventError(`its message is ${bytes} bytes (payload and headers), over the NATS server's max_payload of ${maxPayload} bytes`);
+  }
+}
+
+/** serialise, with what no retry can fix turned into `UnpublishableEventError`. */
+function serialiseForPublish(event: TraceEvent, msgId: string, added: AddedInternalFields | undefined, headers: MsgHdrsImpl, maxPayload: number): string {
+  let data: string;
+  try {
+    data = serialise(event, msgId, added, headers);
+  } catch (cause) {
+    throw new UnpublishableEventError(`it cannot be serialised to JSON (${(cause as Error)?.message ?? String(cause)})`, { cause });
+  }
+  checkSize(data, headers, maxPayload);
+  return data;
+}
+
 const finalHeader = headerNameOf('__final');
 const isBrokenHeader = headerNameOf('__isBroken');
 
@@ -217,6 +262,7 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
   const maxBackoffMs = opts.maxBackoffMs ?? defaultPublishRetry.maxBackoffMs;
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? realSleep;
+  const maxPayload = () => opts.maxPayloadBytes?.() ?? defaultMaxPayloadBytes;
   const ackOf = (ack: { duplicate: boolean }): PublishAck => (ack.duplicate ? duplicateAck : storedAck);
 
   /** The retries after a failed first attempt (the rare path, so a plain async loop). */
@@ -245,12 +291,28 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
     }
   };
 
+  const send = (subject: string, data: string, headers: MsgHdrsImpl, msgId: string): Promise<PublishAck> => {
+    const startedAt = now();
+    return js.publish(subject, data, { headers, timeout }).then(ackOf, (failure: unknown) => retry(subject, data, headers, msgId, failure, startedAt));
+  };
+
   return {
     publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck> {
       const headers = new MsgHdrsImpl();
-      const data = serialise(event, msgId, added, headers);
-      const startedAt = now();
-      return js.publish(subject, data, { headers, timeout }).then(ackOf, (failure: unknown) => retry(subject, data, headers, msgId, failure, startedAt));
+      let data: string;
+      try {
+        data = serialiseForPublish(event, msgId, added, headers, maxPayload());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return send(subject, data, headers, msgId);
+    },
+
+    publishDeadLetter(subject: string, letter: DeadLetter, msgId: string): Promise<PublishAck> {
+      const headers = new MsgHdrsImpl();
+      headers.headers.set(PubHeaders.MsgIdHdr, [msgId]);
+      // A dead letter holds bounded fields only, so it always fits.
+      return send(subject, JSON.stringify(letter), headers, msgId);
     },
   };
 }

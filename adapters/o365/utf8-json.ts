@@ -29,7 +29,16 @@ export function parseUtf8Json(bytes: Buffer): unknown {
   if (bytes.includes(unicodeEscape)) return JSON.parse(bytes.toString('utf8'));
   // A UTF-8 byte-order mark is not JSON either way; keep JSON.parse's verdict on it.
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return JSON.parse(bytes.toString('utf8'));
-  return redecode(JSON.parse(bytes.toString('latin1')));
+  const tree = JSON.parse(bytes.toString('latin1'));
+  try {
+    return redecode(tree);
+  } catch (error) {
+    // JSON.parse builds any depth, but this walk recurses: a body nested deeper than the stack (a
+    // pathological row) takes the plain path, whose result is the same tree, so the row can still
+    // be handed on (and dead-lettered) instead of failing the whole page.
+    if (error instanceof RangeError) return JSON.parse(bytes.toString('utf8'));
+    throw error;
+  }
 }
 
 function utf8Of(latin1: string): string {

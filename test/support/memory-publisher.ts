@@ -4,9 +4,11 @@
  * release them one by one, so in-flight bounds and "resolves only after every
  * ack" are observable without timers.
  */
+import type { DeadLetter } from '../../streams/dead-letter.ts';
 import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
 import { eventWithAdded, splitInternalFields } from '../../streams/internal-fields.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
+import { UnpublishableEventError } from '../../streams/unpublishable-event-error.ts';
 
 export interface StoredMessage {
   readonly subject: string;
@@ -26,6 +28,8 @@ interface PendingPublish {
 export interface MemoryPublisher extends EventPublisher {
   /** Messages stored, in ack order, duplicates excluded. */
   readonly stored: ReadonlyArray<StoredMessage>;
+  /** Dead letters stored, in order, duplicates (by msgId) excluded. */
+  readonly deadLetters: ReadonlyArray<{ readonly subject: string; readonly msgId: string; readonly letter: DeadLetter }>;
   /** msgIds of the publishes awaiting an ack, oldest first. */
   readonly pendingIds: readonly string[];
   /** The most publishes ever awaiting an ack at once. */
@@ -38,8 +42,17 @@ export interface MemoryPublisher extends EventPublisher {
   fail(error: Error): void;
 }
 
-export function createMemoryPublisher(options: { manualAcks?: boolean } = {}): MemoryPublisher {
+export interface MemoryPublisherOptions {
+  /** Hold every ack until `ack()` (default: ack at once). */
+  readonly manualAcks?: boolean;
+  /** A reason makes `publish` reject with `UnpublishableEventError`, as the JetStream publisher does for an oversize or unserialisable event. */
+  readonly refuse?: (event: TraceEvent) => string | undefined;
+}
+
+export function createMemoryPublisher(options: MemoryPublisherOptions = {}): MemoryPublisher {
   const stored: StoredMessage[] = [];
+  const deadLetters: Array<{ subject: string; msgId: string; letter: DeadLetter }> = [];
+  const seenDeadLetters = new Set<string>();
   const seen = new Set<string>();
   const pending: PendingPublish[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
@@ -66,6 +79,15 @@ export function createMemoryPublisher(options: { manualAcks?: boolean } = {}): M
 
   return {
     stored,
+    deadLetters,
+    publishDeadLetter(subject, letter, msgId) {
+      const duplicate = seenDeadLetters.has(msgId);
+      if (!duplicate) {
+        seenDeadLetters.add(msgId);
+        deadLetters.push({ subject, msgId, letter });
+      }
+      return Promise.resolve({ duplicate });
+    },
     get pendingIds() {
       return pending.map((entry) => entry.msgId);
     },
@@ -73,6 +95,8 @@ export function createMemoryPublisher(options: { manualAcks?: boolean } = {}): M
       return maxPending;
     },
     publish(subject, event, msgId, added) {
+      const refusal = options.refuse?.(event);
+      if (refusal !== undefined) return Promise.reject(new UnpublishableEventError(refusal));
       return new Promise<PublishAck>((resolve, reject) => {
         // Stored as consumers see it: the added internal fields merged in.
         const entry = { subject, msgId, event: eventWithAdded(event, added), resolve, reject };
