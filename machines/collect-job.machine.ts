@@ -28,7 +28,8 @@ import type {
   PageResult,
   TokenResult,
 } from './collect-job.types.ts';
-import { decideRetry, type RetryableResult, type RetryRules } from './retry-policy.ts';
+import { defaultPagingLimits, newPagingHistory, pagingProblem, rememberPage, type PagingHistory, type PagingLimits } from './paging-progress.ts';
+import { decideRetry, retryableOf, type RetryRules } from './retry-policy.ts';
 
 /** What the composition root (or a test) gives a job. */
 export interface CollectJobInput {
@@ -42,6 +43,8 @@ export interface CollectJobInput {
   readonly keepAliveMs: number;
   /** Continue a window from a checkpoint instead of its first page. */
   readonly resumeFrom?: { readonly cursor: PageCursor; readonly page: number };
+  /** When paging counts as never ending; `defaultPagingLimits` when absent. */
+  readonly paging?: PagingLimits;
 }
 
 /** What `deliverPage` is asked to publish: one page's rows. */
@@ -75,6 +78,8 @@ export interface CollectJobContext {
   readonly retryRules: RetryRules;
   readonly jobTimeoutMs: number | null;
   readonly keepAliveMs: number;
+  readonly pagingLimits: PagingLimits;
+  readonly pagingHistory: PagingHistory;
   /** The cursor of the page being fetched (or to fetch next). */
   readonly cursor: PageCursor;
   /** 1-based number of the page `cursor` points at. */
@@ -152,8 +157,10 @@ function messageOf(error: unknown): string {
 
 type AnyResult = PageResult | TokenResult;
 
-function asRetryable(result: AnyResult): RetryableResult | null {
-  return result.status === 'retryable' ? result : null;
+/** Why this page ends paging (a loop, no progress, too many pages), or null. */
+function pagingProblemOf(context: CollectJobContext, result: PageResult): string | null {
+  if (result.status !== 'page') return null;
+  return pagingProblem(context.pagingLimits, context.pagingHistory, { page: context.page, cursor: context.cursor }, result);
 }
 
 export const collectJobMachine = setup({
@@ -172,10 +179,11 @@ export const collectJobMachine = setup({
   guards: {
     tokenOk: (_, params: { result: TokenResult }) => params.result.status === 'ok',
     isPage: (_, params: { result: PageResult }) => params.result.status === 'page',
+    pagingStuck: ({ context }, params: { result: PageResult }) => pagingProblemOf(context, params.result) !== null,
     firstAuthExpiry: ({ context }, params: { result: PageResult }) =>
       params.result.status === 'authExpired' && !context.reauthenticated,
     retryAllowed: ({ context }, params: { result: AnyResult }) => {
-      const retryable = asRetryable(params.result);
+      const retryable = retryableOf(context.retryRules, params.result);
       return retryable !== null && decideRetry(context.retryRules, context.attempt, retryable).retry;
     },
     retryingToken: ({ context }) => context.retryTarget === 'authenticating',
@@ -192,13 +200,14 @@ export const collectJobMachine = setup({
      */
     scheduleRetry: enqueueActions(
       ({ context, enqueue }, params: { result: AnyResult; target: 'authenticating' | 'paging' }) => {
-        const retryable = asRetryable(params.result);
+        const retryable = retryableOf(context.retryRules, params.result);
         if (retryable === null) return;
         const decision = decideRetry(context.retryRules, context.attempt, retryable);
         if (!decision.retry) return;
         const warning = decision.warning;
         enqueue.assign({
-          attempt: context.attempt + 1,
+          // A quota pause (429 with Retry-After) waits without spending one of `limit`'s retries.
+          attempt: decision.spendsAttempt ? context.attempt + 1 : context.attempt,
           retries: context.retries + 1,
           retryDelayMs: decision.delayMs,
           retryTarget: params.target,
@@ -213,10 +222,11 @@ export const collectJobMachine = setup({
     /** A classified result ends the job: the policy's reason, or the API's. */
     failWith: assign(({ context }, params: { result: AnyResult }) => {
       const result = params.result;
+      const retryable = retryableOf(context.retryRules, result);
       let reason: string;
-      if (result.status === 'retryable') {
-        const decision = decideRetry(context.retryRules, context.attempt, result);
-        reason = decision.retry ? result.reason : decision.reason;
+      if (retryable !== null) {
+        const decision = decideRetry(context.retryRules, context.attempt, retryable);
+        reason = decision.retry ? retryable.reason : decision.reason;
       } else if (result.status === 'authExpired') {
         reason = `re-authentication did not help: ${result.reason}`;
       } else if (result.status === 'failed') {
@@ -224,6 +234,11 @@ export const collectJobMachine = setup({
       } else {
         reason = `unexpected result status "${result.status}"`;
       }
+      return { error: reason, lastError: reason };
+    }),
+    /** The page would keep paging forever: fail with why, before delivering it. */
+    failStuckPaging: assign(({ context }, params: { result: PageResult }) => {
+      const reason = pagingProblemOf(context, params.result) ?? 'paging cannot go on';
       return { error: reason, lastError: reason };
     }),
     /** An actor rejected (a bug or an unclassified failure): fail with its message. */
@@ -239,9 +254,14 @@ export const collectJobMachine = setup({
       lastError: params.result.status === 'authExpired' ? params.result.reason : null,
     })),
     /** A page came back: hold it for delivery; the page itself counts as success. */
-    holdPage: assign((_, params: { result: PageResult }) =>
+    holdPage: assign(({ context }, params: { result: PageResult }) =>
       params.result.status === 'page'
-        ? { pending: { rows: params.result.rows, nextLink: params.result.nextLink }, attempt: 0, reauthenticated: false }
+        ? {
+            pending: { rows: params.result.rows, nextLink: params.result.nextLink },
+            attempt: 0,
+            reauthenticated: false,
+            pagingHistory: rememberPage(context.pagingHistory, context.cursor, params.result),
+          }
         : {},
     ),
     /** Every event of the page is acked: count it, emit it, move the cursor. */
@@ -321,6 +341,8 @@ export const collectJobMachine = setup({
     retryRules: input.retryRules,
     jobTimeoutMs: input.jobTimeoutMs,
     keepAliveMs: input.keepAliveMs,
+    pagingLimits: input.paging ?? defaultPagingLimits,
+    pagingHistory: newPagingHistory(),
     cursor: input.resumeFrom?.cursor ?? { kind: 'first' },
     page: input.resumeFrom?.page ?? 1,
     pages: 0,
@@ -401,6 +423,11 @@ export const collectJobMachine = setup({
                     src: 'fetchPage',
                     input: ({ context }) => ({ window: context.window, cursor: context.cursor, page: context.page }),
                     onDone: [
+                      {
+                        guard: { type: 'pagingStuck', params: ({ event }) => ({ result: event.output }) },
+                        target: '#collectJob.failed',
+                        actions: { type: 'failStuckPaging', params: ({ event }) => ({ result: event.output }) },
+                      },
                       {
                         guard: { type: 'isPage', params: ({ event }) => ({ result: event.output }) },
                         target: 'delivering',

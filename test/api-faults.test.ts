@@ -183,19 +183,30 @@ describe('API faults: the simulator breaks, the job survives or fails clearly', 
       assert.equal(run.served['graph.429'], 1);
     });
 
-    it('ignores a Retry-After over 20 s with a warning giving the delay in ms, and backs off instead', async () => {
+    it('honours a 429 Retry-After over 20 s as a quota pause: waits it exactly, spends no retry (limit 0), no warning', async () => {
       const window = settledWindow(1, 27);
-      const run = await collect(window, { rules: [{ kind: 'throttle', api: 'graph', nth: [2], retryAfterS: 30 }] });
+      const run = await collect(window, { rules: [{ kind: 'throttle', api: 'graph', nth: [2], retryAfterS: 21 }], input: { retryRules: { limit: 0 } } });
+      await assertGroundTruth(run, window);
+      assert.deepEqual(run.retryDelays, [21_000], 'the whole Retry-After, not the backoff');
+      assert.deepEqual(run.warnings, []);
+      assert.equal(run.served['graph.429'], 1);
+    });
+  });
+
+  describe('503 with Retry-After (Cribl\'s 20 s cap)', () => {
+    it('ignores a Retry-After over 20 s with a warning giving the delay in ms, and backs off instead', async () => {
+      const window = settledWindow(1, 28);
+      const run = await collect(window, { rules: [{ kind: 'error503', api: 'graph', nth: [2], retryAfterS: 30 }] });
       await assertGroundTruth(run, window);
       assert.deepEqual(run.retryDelays, [10], 'the backoff interval, not 30 s');
       assert.deepEqual(run.warnings, ['Retry-After of 30000 ms exceeds the 20000 ms maximum; using backoff of 10 ms']);
-      assert.equal(run.served['graph.429'], 1);
+      assert.equal(run.served['graph.503'], 1);
     });
 
     it('honours a 21 s Retry-After once retryRules.maxRetryAfter is raised to 25000 ms', async () => {
       const window = settledWindow(1, 28);
       const run = await collect(window, {
-        rules: [{ kind: 'throttle', api: 'graph', nth: [3], retryAfterS: 21 }],
+        rules: [{ kind: 'error503', api: 'graph', nth: [3], retryAfterS: 21 }],
         input: { retryRules: { maxRetryAfter: 25_000 } },
       });
       await assertGroundTruth(run, window);

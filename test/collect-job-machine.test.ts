@@ -255,6 +255,7 @@ describe('collect job timing and control', () => {
       pages: 0,
       events: 0,
       duplicates: 0,
+      deadLettered: 0,
       retries: 0,
       error: 'cancelled',
     });
@@ -378,6 +379,7 @@ describe('collect job timing and control', () => {
       pages: 1,
       events: 2,
       duplicates: 0,
+      deadLettered: 0,
       retries: 0,
       error: 'HTTP 403 Forbidden: missing ExchangeMessageTrace.Read.All',
     });
@@ -431,5 +433,117 @@ describe('collect job timing and control', () => {
     actor.send({ type: 'job.start' });
     await settle();
     assert.match(actor.getSnapshot().output?.error ?? '', /acquireToken failed: .*"acquireToken" was not provided/);
+  });
+});
+
+describe('collect job: paging always ends', () => {
+  const pageWith = (rows: number, nextLink: string | null): PageResult => ({
+    status: 'page',
+    rows: Array.from({ length: rows }, (_, i) => ({ id: `r${i}` })),
+    nextLink,
+    bytes: 10,
+  });
+
+  test('a next link equal to one already followed fails the job with the reason, before that page is delivered again', async () => {
+    // Page 3 points back at page 2's link: A → B → C → B would loop forever.
+    const links: Record<string, string | null> = { first: 'https://api/B', 'https://api/B': 'https://api/C', 'https://api/C': 'https://api/B' };
+    const job = startJob({
+      fetchPage: async (request) => pageWith(2, links[request.cursor.kind === 'first' ? 'first' : request.cursor.link] ?? null),
+    });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'failed');
+    const summary = job.actor.getSnapshot().output!;
+    assert.match(summary.error ?? '', /next link after page 3 repeats a link already followed in this window; paging would never end/);
+    assert.equal(summary.pages, 2, 'pages 1 and 2 were delivered; page 3 (whose link loops) was not');
+    assert.deepEqual(job.deliveries.map((d) => d.page), [1, 2]);
+  });
+
+  test('a page whose next link is its own URL fails at once', async () => {
+    const job = startJob({ fetchPage: async (request) => pageWith(2, request.cursor.kind === 'next' ? request.cursor.link : 'https://api/self') });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'failed');
+    assert.deepEqual(job.deliveries.map((d) => d.page), [1]);
+  });
+
+  test('empty pages that each carry a fresh next link end the job after maxEmptyPages in a row', async () => {
+    let served = 0;
+    const job = startJob({ fetchPage: async () => pageWith(0, `https://api/empty-${++served}`) }, { paging: { maxPages: 1000, maxEmptyPages: 3 } });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'failed');
+    assert.match(job.actor.getSnapshot().output!.error ?? '', /3 empty pages in a row, each with a next link \(up to page 3\): the API makes no progress/);
+    assert.equal(served, 3);
+  });
+
+  test('an empty page between full ones is fine: the streak resets', async () => {
+    let served = 0;
+    const job = startJob({ fetchPage: async () => (++served === 7 ? pageWith(1, null) : pageWith(served % 2, `https://api/p${served}`)) }, { paging: { maxPages: 1000, maxEmptyPages: 2 } });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'done');
+    assert.equal(job.actor.getSnapshot().output!.pages, 7);
+  });
+
+  test('a window of more than maxPages pages fails naming maxPagesPerWindow', async () => {
+    let served = 0;
+    const job = startJob({ fetchPage: async () => pageWith(1, `https://api/p${++served}`) }, { paging: { maxPages: 5, maxEmptyPages: 3 } });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'failed');
+    assert.match(job.actor.getSnapshot().output!.error ?? '', /more than 5 pages \(maxPagesPerWindow\)/);
+    assert.equal(job.actor.getSnapshot().output!.pages, 4, 'page 5 (which would lead to a sixth) is not delivered');
+  });
+});
+
+describe('collect job: quota pauses and listed codes', () => {
+  test('429s with Retry-After wait exactly as told and never spend the retry limit', async () => {
+    let calls = 0;
+    const quota: PageResult = { status: 'retryable', cause: { kind: 'http', httpStatus: 429 }, reason: 'HTTP 429 from Graph: TooManyRequests', retryAfterMs: 257_000 };
+    const job = startJob({ fetchPage: async () => (++calls <= 8 ? quota : lastPage(1)) }, { retryRules: { ...defaultRetryRules, limit: 2 } });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    for (let wait = 1; wait <= 8; wait++) {
+      assert.equal(job.state(), 'retryWait', `wait ${wait}`);
+      job.clock.increment(256_999);
+      await settle();
+      assert.equal(job.state(), 'retryWait', 'not a millisecond early');
+      job.clock.increment(1);
+      await settle();
+    }
+    assert.equal(job.state(), 'done', 'eight quota pauses with limit 2: still done');
+    const summary = job.actor.getSnapshot().output!;
+    assert.equal(summary.retries, 8);
+    assert.equal(summary.error, null);
+  });
+
+  test('the job timeout still bounds quota pauses', async () => {
+    const quota: PageResult = { status: 'retryable', cause: { kind: 'http', httpStatus: 429 }, reason: 'HTTP 429', retryAfterMs: 300_000 };
+    const job = startJob({ fetchPage: async () => quota }, { jobTimeoutMs: 900_000 });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      job.clock.increment(300_000);
+      await settle();
+    }
+    assert.equal(job.state(), 'timedOut');
+  });
+
+  test('a status the user listed in codes is retried even when the adapter calls it a failure (408)', async () => {
+    let calls = 0;
+    const requestTimeout: PageResult = { status: 'failed', reason: 'unexpected HTTP 408 from Graph: RequestTimeout', httpStatus: 408 };
+    const job = startJob({ fetchPage: async () => (++calls === 1 ? requestTimeout : lastPage(1)) }, { retryRules: { ...defaultRetryRules, codes: [408, 429, 503] } });
+    job.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(job.state(), 'retryWait');
+    job.clock.increment(1000);
+    await settle();
+    assert.equal(job.state(), 'done');
+    const unlisted = startJob({ fetchPage: async () => requestTimeout });
+    unlisted.actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(unlisted.state(), 'failed');
+    assert.match(unlisted.actor.getSnapshot().output!.error ?? '', /unexpected HTTP 408 from Graph/);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RetryCause } from '../machines/collect-job.types.ts';
-import { decideRetry, defaultRetryRules, type RetryDecision, type RetryRules } from '../machines/retry-policy.ts';
+import { decideRetry, defaultRetryRules, retryableOf, type RetryDecision, type RetryRules } from '../machines/retry-policy.ts';
 import { RetryRulesSchema } from '../config/schema.ts';
 
 const http = (httpStatus: number): RetryCause => ({ kind: 'http', httpStatus });
@@ -18,23 +18,23 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: 'backoff attempt 0 waits the interval', attempt: 0, cause: http(503), expected: { retry: true, delayMs: 1000 } },
-  { name: 'backoff attempt 1 doubles', attempt: 1, cause: http(503), expected: { retry: true, delayMs: 2000 } },
-  { name: 'backoff attempt 2', attempt: 2, cause: http(503), expected: { retry: true, delayMs: 4000 } },
-  { name: 'backoff attempt 3', attempt: 3, cause: http(503), expected: { retry: true, delayMs: 8000 } },
+  { name: 'backoff attempt 0 waits the interval', attempt: 0, cause: http(503), expected: { retry: true, delayMs: 1000, spendsAttempt: true } },
+  { name: 'backoff attempt 1 doubles', attempt: 1, cause: http(503), expected: { retry: true, delayMs: 2000, spendsAttempt: true } },
+  { name: 'backoff attempt 2', attempt: 2, cause: http(503), expected: { retry: true, delayMs: 4000, spendsAttempt: true } },
+  { name: 'backoff attempt 3', attempt: 3, cause: http(503), expected: { retry: true, delayMs: 8000, spendsAttempt: true } },
   {
     name: 'backoff with multiplier 3 and interval 500',
     rules: { interval: 500, multiplier: 3 },
     attempt: 2,
     cause: http(429),
-    expected: { retry: true, delayMs: 4500 },
+    expected: { retry: true, delayMs: 4500, spendsAttempt: true },
   },
   {
     name: 'static always waits the interval',
     rules: { type: 'static', interval: 2500 },
     attempt: 3,
     cause: http(503),
-    expected: { retry: true, delayMs: 2500 },
+    expected: { retry: true, delayMs: 2500, spendsAttempt: true },
   },
   {
     name: 'none never retries',
@@ -55,7 +55,7 @@ const cases: Case[] = [
     name: 'the last allowed retry (limit 5, attempt 4)',
     attempt: 4,
     cause: http(503),
-    expected: { retry: true, delayMs: 16000 },
+    expected: { retry: true, delayMs: 16000, spendsAttempt: true },
   },
   {
     name: 'limit reached (limit 5, attempt 5)',
@@ -88,62 +88,105 @@ const cases: Case[] = [
     rules: { codes: [500, 502] },
     attempt: 0,
     cause: http(502),
-    expected: { retry: true, delayMs: 1000 },
+    expected: { retry: true, delayMs: 1000, spendsAttempt: true },
   },
   {
     name: 'Retry-After 5 s replaces the backoff',
     attempt: 3,
-    cause: http(429),
+    cause: http(503),
     retryAfterMs: 5000,
-    expected: { retry: true, delayMs: 5000 },
+    expected: { retry: true, delayMs: 5000, spendsAttempt: true },
   },
   {
     name: 'Retry-After of exactly 20 s is honoured',
     attempt: 0,
-    cause: http(429),
+    cause: http(503),
     retryAfterMs: 20000,
-    expected: { retry: true, delayMs: 20000 },
+    expected: { retry: true, delayMs: 20000, spendsAttempt: true },
   },
   {
-    name: 'Retry-After 30 s is ignored with a warning in ms',
+    name: 'Retry-After 30 s on a 503 is ignored with a warning in ms (Cribl\'s 20 s cap stays for all but a quota)',
     attempt: 1,
-    cause: http(429),
+    cause: http(503),
     retryAfterMs: 30000,
     expected: {
       retry: true,
       delayMs: 2000,
+      spendsAttempt: true,
       warning: 'Retry-After of 30000 ms exceeds the 20000 ms maximum; using backoff of 2000 ms',
     },
   },
   {
-    name: 'Retry-After ignored when enableHeader is off (no warning)',
+    name: 'Retry-After ignored when enableHeader is off (no warning), a 429 then spends attempts like any retry',
     rules: { enableHeader: false },
     attempt: 0,
     cause: http(429),
     retryAfterMs: 5000,
-    expected: { retry: true, delayMs: 1000 },
+    expected: { retry: true, delayMs: 1000, spendsAttempt: true },
   },
   {
     name: 'maxRetryAfterMs raises the cap',
     rules: { maxRetryAfterMs: 60000 },
     attempt: 0,
-    cause: http(429),
+    cause: http(503),
     retryAfterMs: 30000,
-    expected: { retry: true, delayMs: 30000 },
+    expected: { retry: true, delayMs: 30000, spendsAttempt: true },
   },
   {
     name: 'Retry-After 0 retries at once',
     attempt: 2,
     cause: http(503),
     retryAfterMs: 0,
-    expected: { retry: true, delayMs: 0 },
+    expected: { retry: true, delayMs: 0, spendsAttempt: true },
   },
   {
     name: 'Retry-After does not lift the limit',
     attempt: 5,
-    cause: http(429),
+    cause: http(503),
     retryAfterMs: 1000,
     expected: { retry: false, reason: 'retry limit 5 reached: boom' },
+  },
+  {
+    name: 'a quota 429 with Retry-After 257 s is honoured exactly and spends no attempt',
+    attempt: 0,
+    cause: http(429),
+    retryAfterMs: 257_000,
+    expected: { retry: true, delayMs: 257_000, spendsAttempt: false },
+  },
+  {
+    name: 'a quota 429 still waits once the limit is spent (only the job timeout bounds it)',
+    attempt: 5,
+    cause: http(429),
+    retryAfterMs: 30_000,
+    expected: { retry: true, delayMs: 30_000, spendsAttempt: false },
+  },
+  {
+    name: 'a quota pause is capped at 10 minutes (a Retry-After of a year would overflow the timer)',
+    attempt: 0,
+    cause: http(429),
+    retryAfterMs: 365 * 86_400_000,
+    expected: { retry: true, delayMs: 600_000, spendsAttempt: false },
+  },
+  {
+    name: 'a 429 is not retried at all when the user took it out of codes',
+    rules: { codes: [503] },
+    attempt: 0,
+    cause: http(429),
+    retryAfterMs: 5000,
+    expected: { retry: false, reason: 'HTTP 429 is not in retryRules.codes [503]: boom' },
+  },
+  {
+    name: 'a 429 without Retry-After is an ordinary retry',
+    attempt: 5,
+    cause: http(429),
+    expected: { retry: false, reason: 'retry limit 5 reached: boom' },
+  },
+  {
+    name: 'the backoff is capped at 10 minutes (20000 × 20^19 ms would overflow the timer)',
+    rules: { interval: 20_000, multiplier: 20, limit: 20 },
+    attempt: 19,
+    cause: http(503),
+    expected: { retry: true, delayMs: 600_000, spendsAttempt: true },
   },
   {
     name: 'a timeout is not retried by default',
@@ -156,7 +199,7 @@ const cases: Case[] = [
     rules: { retryConnectTimeout: true },
     attempt: 1,
     cause: timeout,
-    expected: { retry: true, delayMs: 2000 },
+    expected: { retry: true, delayMs: 2000, spendsAttempt: true },
   },
   {
     name: 'a timeout shares the limit',
@@ -176,7 +219,7 @@ const cases: Case[] = [
     rules: { retryConnectReset: true },
     attempt: 0,
     cause: reset,
-    expected: { retry: true, delayMs: 1000 },
+    expected: { retry: true, delayMs: 1000, spendsAttempt: true },
   },
   {
     name: 'retryConnectTimeout does not retry resets',
@@ -212,4 +255,15 @@ test('decideRetry: the backoff sequence with Cribl defaults is 1-2-4-8-16 s, the
 test("defaultRetryRules are the config schema's defaults (one set of Cribl defaults for the replays and for production)", () => {
   const { maxRetryAfter, ...cribl } = RetryRulesSchema.parse({});
   assert.deepEqual({ ...cribl, maxRetryAfterMs: maxRetryAfter }, defaultRetryRules);
+});
+
+test('retryableOf: a failed answer whose status the user listed in codes is retried (408, say); 2xx and unlisted stay failures', () => {
+  const rules: RetryRules = { ...defaultRetryRules, codes: [408, 429, 503] };
+  const timeoutAnswer = { status: 'failed' as const, reason: 'unexpected HTTP 408 from Graph', httpStatus: 408 };
+  assert.deepEqual(retryableOf(rules, timeoutAnswer), { status: 'retryable', cause: http(408), reason: 'unexpected HTTP 408 from Graph' });
+  assert.equal(retryableOf(defaultRetryRules, timeoutAnswer), null, '408 is not in the default codes');
+  assert.equal(retryableOf({ ...rules, codes: [200] }, { status: 'failed', reason: 'not JSON', httpStatus: 200 }), null, 'a 2xx with a bad body is never retried');
+  assert.equal(retryableOf(rules, { status: 'failed', reason: 'DNS' }), null, 'no status, nothing to match');
+  const retryable = { status: 'retryable' as const, cause: http(503), reason: 'busy' };
+  assert.equal(retryableOf(rules, retryable), retryable);
 });
