@@ -96,6 +96,18 @@ function checkInput(input: Raw, at: (key: string) => string, refs: References): 
     problems.push(...checkSecretReference(refs.secrets, textSecret, 'text', at('textSecret')));
   }
 
+  if (input.allowInsecureHttp !== true) {
+    for (const key of ['url', 'loginUrl'] as const) {
+      const value = key === 'url' ? url : input.loginUrl;
+      if (typeof value === 'string' && /^http:\/\//i.test(value)) {
+        problems.push({
+          path: at(key),
+          message: `must be an https URL: the bearer token, client secret or Basic password would cross the network in clear text over http (set allowInsecureHttp: true only for a local test server); got ${JSON.stringify(value)}`,
+        });
+      }
+    }
+  }
+
   if (typeof url === 'string') {
     const dialect = apiDialectOf(url);
     if (!/^https?:\/\//i.test(url) || dialect === null) {

@@ -31,6 +31,12 @@ export const DEFAULT_SUBJECT = 'msgtrace.events.{inputId}';
 /** NATS' default `max_payload` (1 MiB): a bigger event could never be published whole. */
 export const DEFAULT_MAX_EVENT_BYTES = 51_200;
 
+/** Pages one window may have before its job fails (paging that never ends). */
+export const DEFAULT_MAX_PAGES_PER_WINDOW = 20_000;
+
+/** 64 MiB: ~25 times a real 5,000-row Graph page (~2.5 MB). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /** A catch-up sub-window estimated (from its first page) at more pages than this is split; see `splitOnFirstPage`. */
 export const DEFAULT_BACKFILL_MAX_PAGES_PER_WINDOW = 10;
 
@@ -241,6 +247,23 @@ export const InputSchema = z
      * delivered). Only used when `backfillConcurrency` > 1.
      */
     backfillMaxPagesPerWindow: z.number().int().min(2, 'must be 2 or more').default(DEFAULT_BACKFILL_MAX_PAGES_PER_WINDOW),
+    /**
+     * Paging always ends: a window with more pages than this fails its job
+     * (the API, or something between, keeps handing out next links). 20,000
+     * pages is 20 million rows at the default `$top`.
+     */
+    maxPagesPerWindow: z.number().int().min(2, 'must be 2..1000000').max(1_000_000, 'must be 2..1000000').default(DEFAULT_MAX_PAGES_PER_WINDOW),
+    /**
+     * The largest response body read, in bytes; a bigger one fails the page
+     * instead of being read into memory. A real 5,000-row page is ~2.5 MB.
+     */
+    maxResponseBytes: z.number().int().min(1_048_576, 'must be 1048576..1073741824 bytes (1 MiB..1 GiB)').max(1_073_741_824, 'must be 1048576..1073741824 bytes (1 MiB..1 GiB)').default(DEFAULT_MAX_RESPONSE_BYTES),
+    /**
+     * `url` and `loginUrl` must be https: the bearer token, the client secret
+     * or the Basic password travel with every request. Only a local test
+     * server justifies `true`.
+     */
+    allowInsecureHttp: z.boolean().default(false),
   })
   .transform((input) => ({
     ...input,

@@ -15,6 +15,7 @@ import {
   jobStateName,
 } from '../machines/collect-job.machine.ts';
 import type { JobWindow, PageCursor, PageRequest, PageResult } from '../machines/collect-job.types.ts';
+import { defaultPagingLimits } from '../machines/paging-progress.ts';
 import { compileFields } from '../streams/eval-fields.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
@@ -83,14 +84,18 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     authorizationHeader: () => tokenSource.authorizationHeader(),
     pageSize: input.pageSize,
     requestTimeoutMs,
+    maxResponseBytes: input.maxResponseBytes,
     now,
     budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now }),
   });
+  /** Aborted once the job reaches a final state: work it left behind (a read-ahead, a quota wait) stops. */
+  const jobEnded = new AbortController();
   // `readAhead`: fetching page k + 1 overlaps publishing page k; otherwise a page is fetched only after the previous one is acked.
-  const readSource = input.readAhead ? prefetchNextPage(directSource) : directSource;
+  const readSource = input.readAhead ? prefetchNextPage(directSource, jobEnded.signal) : directSource;
   const pageSource = {
-    fetchPage: (request: PageRequest) =>
-      readSource.fetchPage(request).then((result) => {
+    /** `signal`: the fetching state's own, aborted when the chart leaves it (cancel, job timeout). */
+    fetchPage: (request: PageRequest, signal: AbortSignal) =>
+      readSource.fetchPage(request, signal).then((result) => {
         run.onPageFetched?.(request, result);
         return result;
       }),
@@ -127,7 +132,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
   const machine = collectJobMachine.provide({
     actors: {
       acquireToken: fromPromise(({ input: request }: { input: { forceRefresh: boolean } }) => tokenSource.acquire(request.forceRefresh)),
-      fetchPage: fromPromise(({ input: request }: { input: PageRequest }) => pageSource.fetchPage(request)),
+      fetchPage: fromPromise(({ input: request, signal }: { input: PageRequest; signal: AbortSignal }) => pageSource.fetchPage(request, signal)),
       deliverPage: fromPromise(({ input: page }: { input: DeliverPageInput }) => deliver(page)),
     },
   });
@@ -142,6 +147,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
       jobTimeoutMs: parseDuration(input.jobTimeout),
       keepAliveMs: input.keepAliveTime * 1000,
       resumeFrom: run.resumeFrom,
+      paging: { maxPages: input.maxPagesPerWindow, maxEmptyPages: defaultPagingLimits.maxEmptyPages },
     },
   });
   for (const type of ['job.page', 'job.heartbeat', 'job.warning'] as const) {
@@ -162,5 +168,6 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     return await toPromise(actor);
   } finally {
     run.signal?.removeEventListener('abort', onAbort);
+    jobEnded.abort('the job ended');
   }
 }

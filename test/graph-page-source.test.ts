@@ -240,3 +240,56 @@ describe('createPageSource', () => {
     assert.throws(() => source({ url: 'https://example.test/api/things' }), (error: unknown) => error instanceof MsgtraceError && /neither/.test(error.message));
   });
 });
+
+describe('Graph page source: credentials go only where they belong, bodies are bounded', () => {
+  for (const link of ['https://evil.test/v1.0/admin/exchange/tracing/messageTraces?$skiptoken=x', 'http://graph.test/v1.0/admin/exchange/tracing/messageTraces?$skiptoken=x', 'https://graph.test:8443/x']) {
+    it(`refuses a next link to another origin (${new URL(link).origin}) without asking for a token or sending anything`, async () => {
+      let asked = 0;
+      const result = await source({ authorizationHeader: () => (asked++, `Bearer ${token}`) }).fetchPage({ window, cursor: { kind: 'next', link }, page: 2 });
+      assert.equal(result.status, 'failed');
+      assert.match((result as { reason: string }).reason, /refusing to follow a next link to .*: the input's Graph url is at https:\/\/graph\.test/);
+      assert.equal(asked, 0, 'no token was asked for');
+      assert.equal(seen.length, 0, 'nothing was sent');
+    });
+  }
+
+  it('follows a next link on the configured origin', async () => {
+    serve(200, { value: [row] });
+    const result = await source().fetchPage({ window, cursor: { kind: 'next', link: `${origin}${listPath}?$skiptoken=abc` }, page: 2 });
+    assert.equal(result.status, 'page');
+  });
+
+  it('refuses a body whose Content-Length is over maxResponseBytes, unread', async () => {
+    serve(200, { value: [row] }, { 'content-length': String(2 * 1024 * 1024) });
+    const result = await source({ maxResponseBytes: 1024 * 1024 }).fetchPage(first);
+    assert.equal(result.status, 'failed');
+    assert.match((result as { reason: string }).reason, /body of 2097152 bytes \(Content-Length\), over maxResponseBytes \(1048576 bytes\)/);
+  });
+
+  it('stops reading a body that grows past maxResponseBytes', async () => {
+    const big = { value: Array.from({ length: 4000 }, (_, i) => ({ ...row, id: `id-${i}`, subject: 'x'.repeat(300) })) };
+    serve(200, JSON.stringify(big), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const result = await source({ maxResponseBytes: 1024 * 1024 }).fetchPage(first);
+    assert.equal(result.status, 'failed');
+    assert.match((result as { reason: string }).reason, /more than 1048576 bytes, over maxResponseBytes/);
+  });
+
+  it('stops the request in flight when the job ends (its signal aborts)', async () => {
+    serve(200, { value: [row] }).delay(60_000);
+    const stop = new AbortController();
+    const pending = source({ requestTimeoutMs: 0 }).fetchPage(first, stop.signal);
+    setImmediate(() => stop.abort('cancelled with msgtrace jobs cancel'));
+    const result = await pending;
+    assert.equal(result.status, 'failed');
+    assert.match((result as { reason: string }).reason, /stopped: the job ended \(cancelled with msgtrace jobs cancel\)/);
+  });
+
+  it('a 429 with Retry-After pauses the tenant\'s budget until then', async () => {
+    serve(429, { error: { code: 'TooManyRequests', message: 'Too many requests' } }, { 'retry-after': '257' });
+    const pauses: number[] = [];
+    const budget = { acquire: async () => ({ settle() {} }), pauseUntil: async (atMs: number) => void pauses.push(atMs) };
+    const result = await source({ budget }).fetchPage(first);
+    assert.equal(result.status, 'retryable');
+    assert.deepEqual(pauses, [fixedNow + 257_000]);
+  });
+});

@@ -240,3 +240,18 @@ describe('RWS page source: failures', () => {
     assert.deepEqual(result.status === 'retryable' && result.cause, { kind: 'timeout' });
   });
 });
+
+describe('RWS page source: credentials go only where they belong', () => {
+  it('refuses a next link to another origin (Basic credentials included) without sending anything', async () => {
+    let asked = 0;
+    const result = await source({ authorizationHeader: () => (asked++, 'Basic dXNlcjpwYXNz') }).fetchPage({
+      window,
+      cursor: { kind: 'next', link: 'https://collector.evil.test/ecp/reportingwebservice/reporting.svc/MessageTrace?$skiptoken=2000' },
+      page: 2,
+    });
+    assert.equal(result.status, 'failed');
+    assert.match((result as { reason: string }).reason, /refusing to follow a next link to https:\/\/collector\.evil\.test/);
+    assert.equal(asked, 0);
+    assert.equal(seen.length, 0);
+  });
+});

@@ -2,6 +2,7 @@ import type { JobWindow, PageRequest, PageResult } from '../../machines/collect-
 import {
   describeUrl,
   exchange,
+  foreignOriginRefusal,
   formatInstant,
   isRecord,
   isRetryableStatus,
@@ -13,7 +14,8 @@ import {
   withQuery,
   type RawResponse,
 } from './page-http.ts';
-import type { PageSource, PageSourceDeps } from './page-source.ts';
+import { defaultMaxResponseBytes, type PageSource, type PageSourceDeps } from './page-source.ts';
+import { admit } from './request-budget.ts';
 
 const apiName = 'Graph';
 /** Graph accepts `$top` 1..5000. */
@@ -116,10 +118,16 @@ function classifyGraphResponse(response: RawResponse, url: string, now: () => nu
  */
 export function createGraphPageSource(deps: PageSourceDeps): PageSource {
   return {
-    async fetchPage(req: PageRequest): Promise<PageResult> {
+    async fetchPage(req: PageRequest, signal?: AbortSignal): Promise<PageResult> {
       const url = req.cursor.kind === 'next' ? req.cursor.link : graphFirstPageUrl(deps.url, req.window, deps.pageSize);
+      if (req.cursor.kind === 'next') {
+        const refused = foreignOriginRefusal(url, deps.url, apiName);
+        if (refused !== null) return refused;
+      }
       // Room in the tenant's quota first, then the header: a long wait must not outlive the token.
-      const ticket = await deps.budget?.acquire();
+      const admitted = await admit(deps.budget, signal);
+      if (!admitted.ok) return admitted.result;
+      const ticket = admitted.ticket;
       const auth = await readAuthorization(deps.authorizationHeader);
       if (!auth.ok) return auth.result;
       const result = await exchange({
@@ -132,10 +140,17 @@ export function createGraphPageSource(deps: PageSourceDeps): PageSource {
         },
         timeoutMs: deps.requestTimeoutMs,
         apiName,
+        maxBodyBytes: deps.maxResponseBytes ?? defaultMaxResponseBytes,
+        signal,
       });
       ticket?.settle();
       if (result.kind === 'result') return result.result;
-      return classifyGraphResponse(result.response, url, deps.now);
+      const page = classifyGraphResponse(result.response, url, deps.now);
+      // Graph's quota answer: every job of this tenant, in every process, waits until then.
+      if (page.status === 'retryable' && page.cause.kind === 'http' && page.cause.httpStatus === 429 && page.retryAfterMs !== undefined) {
+        await deps.budget?.pauseUntil(deps.now() + page.retryAfterMs);
+      }
+      return page;
     },
   };
 }

@@ -47,6 +47,10 @@ export interface ExchangeRequest {
   readonly timeoutMs: number;
   /** What the reason strings call the server ("Graph", "Reporting Web Service"). */
   readonly apiName: string;
+  /** The largest body read; a bigger one is refused unread (`maxResponseBytes`). */
+  readonly maxBodyBytes: number;
+  /** The job's: a cancelled or timed-out job stops its request in flight. */
+  readonly signal?: AbortSignal;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -63,12 +67,50 @@ export function describeUrl(url: string): string {
   }
 }
 
+/** The request's abort signal: the request timeout and the job's own signal, whichever comes first. */
+function requestSignal(req: Pick<ExchangeRequest, 'timeoutMs' | 'signal'>): AbortSignal | undefined {
+  const timeout = req.timeoutMs > 0 ? AbortSignal.timeout(req.timeoutMs) : undefined;
+  if (timeout === undefined) return req.signal;
+  return req.signal === undefined ? timeout : AbortSignal.any([timeout, req.signal]);
+}
+
+/** A body over the cap, refused without being read into memory. */
+function oversizeBody(req: Pick<ExchangeRequest, 'url' | 'apiName' | 'maxBodyBytes'>, status: number, seen: string): PageResult {
+  return {
+    status: 'failed',
+    reason: `${req.apiName} ${describeUrl(req.url)} answered HTTP ${status} with a body of ${seen}, over maxResponseBytes (${req.maxBodyBytes} bytes); a real 5,000-row page is about 2.5 MB — refused unread`,
+    httpStatus: status,
+  };
+}
+
+/**
+ * Reads the body up to `maxBodyBytes`: a declared Content-Length over the
+ * cap is refused before reading, and a body that grows past it is cut off
+ * there — never 1.5 GB in memory because a server (or something posing as
+ * one) kept sending.
+ */
+async function readCappedBody(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }, maxBytes: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      body.destroy();
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
 /**
  * Sends the GET. `headersTimeout`/`bodyTimeout` stop a stalled socket; the
  * abort signal caps the whole exchange so a body that trickles in forever
- * still ends at the request timeout.
+ * still ends at the request timeout, and it carries the job's own signal, so
+ * cancel and the job timeout stop the request in flight.
  */
 export async function exchange(req: ExchangeRequest): Promise<Exchange> {
+  const signal = requestSignal(req);
   try {
     const response = await request(req.url, {
       dispatcher: req.dispatcher,
@@ -76,9 +118,15 @@ export async function exchange(req: ExchangeRequest): Promise<Exchange> {
       headers: req.headers,
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
-      ...(req.timeoutMs > 0 ? { signal: AbortSignal.timeout(req.timeoutMs) } : {}),
+      ...(signal !== undefined ? { signal } : {}),
     });
-    const body = Buffer.from(await response.body.arrayBuffer());
+    const declared = Number(headerValue(response.headers['content-length']) ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > req.maxBodyBytes) {
+      response.body.destroy();
+      return { kind: 'result', result: oversizeBody(req, response.statusCode, `${declared} bytes (Content-Length)`) };
+    }
+    const body = await readCappedBody(response.body, req.maxBodyBytes);
+    if (body === null) return { kind: 'result', result: oversizeBody(req, response.statusCode, `more than ${req.maxBodyBytes} bytes`) };
     return {
       kind: 'response',
       response: rawResponse(
@@ -92,8 +140,32 @@ export async function exchange(req: ExchangeRequest): Promise<Exchange> {
       ),
     };
   } catch (error) {
+    if (req.signal?.aborted) return { kind: 'result', result: { status: 'failed', reason: `request to ${req.apiName} ${describeUrl(req.url)} stopped: the job ended (${String(req.signal.reason ?? 'aborted')})` } };
     return { kind: 'result', result: classifyNetworkError(error, req) };
   }
+}
+
+/**
+ * Credentials go only to the configured API: a next link (from the API's
+ * answer, or read back from a checkpoint in NATS) whose origin differs from
+ * the input's `url` is refused before any token is asked for or sent. A
+ * compromised or misbehaving server — or anyone who can write the checkpoint
+ * bucket — could otherwise collect a bearer token or a Basic password by
+ * pointing the next link at itself.
+ */
+export function foreignOriginRefusal(link: string, configuredUrl: string, apiName: string): PageResult | null {
+  let origin: string;
+  try {
+    origin = new URL(link).origin;
+  } catch {
+    return { status: 'failed', reason: `the next link is not a URL (${describeUrl(link)}); refusing to follow it` };
+  }
+  const expected = new URL(configuredUrl).origin;
+  if (origin === expected) return null;
+  return {
+    status: 'failed',
+    reason: `refusing to follow a next link to ${origin}: the input's ${apiName} url is at ${expected}, and its credentials go nowhere else (the link came from the API's answer or from the saved checkpoint)`,
+  };
 }
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);

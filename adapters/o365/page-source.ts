@@ -12,8 +12,12 @@ import { createRwsPageSource } from './rws-page-source.ts';
  * the URL and never seen outside `adapters/`.
  */
 export interface PageSource {
-  /** Fetches and classifies one page; never throws for an HTTP or network outcome. */
-  fetchPage(req: PageRequest): Promise<PageResult>;
+  /**
+   * Fetches and classifies one page; never throws for an HTTP or network
+   * outcome. `signal` is the job's: once aborted (cancel, job timeout) the
+   * wait for quota room and the request in flight stop.
+   */
+  fetchPage(req: PageRequest, signal?: AbortSignal): Promise<PageResult>;
 }
 
 export interface PageSourceDeps {
@@ -29,6 +33,8 @@ export interface PageSourceDeps {
   readonly pageSize: number;
   /** Per-request timeout (the input's `timeout`), 0 = none. */
   readonly requestTimeoutMs: number;
+  /** The largest response body read (the input's `maxResponseBytes`); default 64 MiB. */
+  readonly maxResponseBytes?: number;
   /** The injected clock, for Retry-After HTTP dates. */
   readonly now: () => number;
   /**
@@ -38,6 +44,9 @@ export interface PageSourceDeps {
    */
   readonly budget?: RequestBudget;
 }
+
+/** The body cap when the deps give none: 64 MiB, ~25 real 5,000-row pages. */
+export const defaultMaxResponseBytes = 64 * 1024 * 1024;
 
 /** Picks the dialect from the URL (case-insensitive path match). */
 export function createPageSource(deps: PageSourceDeps): PageSource {

@@ -20,13 +20,14 @@
 import type { PageRequest, PageResult } from '../../machines/collect-job.types.ts';
 import type { PageSource } from './page-source.ts';
 
-export function prefetchNextPage(source: PageSource): PageSource {
+/** `jobEnded`: aborted when the job ends, so a read-ahead nobody will ask for stops in flight. */
+export function prefetchNextPage(source: PageSource, jobEnded?: AbortSignal): PageSource {
   let ahead: { readonly link: string; readonly result: Promise<PageResult> } | null = null;
 
   const readAhead = (request: PageRequest, result: PageResult): PageResult => {
     if (result.status === 'page' && result.nextLink !== null) {
       const next: PageRequest = { window: request.window, cursor: { kind: 'next', link: result.nextLink }, page: request.page + 1 };
-      const pending = source.fetchPage(next);
+      const pending = source.fetchPage(next, jobEnded);
       // Never an unhandled rejection: whoever asks for this cursor sees the outcome.
       pending.catch(() => undefined);
       ahead = { link: result.nextLink, result: pending };
@@ -35,11 +36,11 @@ export function prefetchNextPage(source: PageSource): PageSource {
   };
 
   return {
-    fetchPage(request) {
+    fetchPage(request, signal) {
       const cursor = request.cursor;
       const held = ahead;
       ahead = null;
-      const pending = held !== null && cursor.kind === 'next' && cursor.link === held.link ? held.result : source.fetchPage(request);
+      const pending = held !== null && cursor.kind === 'next' && cursor.link === held.link ? held.result : source.fetchPage(request, signal);
       return pending.then((result) => readAhead(request, result));
     },
   };

@@ -2,6 +2,7 @@ import type { JobWindow, PageRequest, PageResult } from '../../machines/collect-
 import {
   describeUrl,
   exchange,
+  foreignOriginRefusal,
   formatInstant,
   isRecord,
   isRetryableStatus,
@@ -14,7 +15,8 @@ import {
   withQuery,
   type RawResponse,
 } from './page-http.ts';
-import type { PageSource, PageSourceDeps } from './page-source.ts';
+import { defaultMaxResponseBytes, type PageSource, type PageSourceDeps } from './page-source.ts';
+import { admit } from './request-budget.ts';
 
 const apiName = 'Reporting Web Service';
 /** RWS accepts `$top` up to 2000. */
@@ -175,8 +177,15 @@ function classifyRwsResponse(response: RawResponse, url: string, authorization: 
  */
 export function createRwsPageSource(deps: PageSourceDeps): PageSource {
   return {
-    async fetchPage(req: PageRequest): Promise<PageResult> {
+    async fetchPage(req: PageRequest, signal?: AbortSignal): Promise<PageResult> {
       const url = req.cursor.kind === 'next' ? req.cursor.link : rwsFirstPageUrl(deps.url, req.window, deps.pageSize);
+      if (req.cursor.kind === 'next') {
+        const refused = foreignOriginRefusal(url, deps.url, apiName);
+        if (refused !== null) return refused;
+      }
+      const admitted = await admit(deps.budget, signal);
+      if (!admitted.ok) return admitted.result;
+      const ticket = admitted.ticket;
       const auth = await readAuthorization(deps.authorizationHeader);
       if (!auth.ok) return auth.result;
       const result = await exchange({
@@ -185,9 +194,16 @@ export function createRwsPageSource(deps: PageSourceDeps): PageSource {
         headers: { authorization: auth.header, accept: 'application/json' },
         timeoutMs: deps.requestTimeoutMs,
         apiName,
+        maxBodyBytes: deps.maxResponseBytes ?? defaultMaxResponseBytes,
+        signal,
       });
+      ticket?.settle();
       if (result.kind === 'result') return result.result;
-      return classifyRwsResponse(result.response, url, auth.header, deps.pageSize, deps.now);
+      const page = classifyRwsResponse(result.response, url, auth.header, deps.pageSize, deps.now);
+      if (page.status === 'retryable' && page.cause.kind === 'http' && page.cause.httpStatus === 429 && page.retryAfterMs !== undefined) {
+        await deps.budget?.pauseUntil(deps.now() + page.retryAfterMs);
+      }
+      return page;
     },
   };
 }
