@@ -10,7 +10,9 @@ import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { loadConfig } from '../config/load-config.ts';
 import { evaluateTimeExpression } from '../config/time-expr.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
+import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { settlesWithin } from '../runtime/settles-within.ts';
 import { createCollectProgress } from './collect-progress.ts';
 
 /** Exit codes: 0 done, 1 failed, 2 timedOut, 130 cancelled (SIGINT/SIGTERM). */
@@ -55,8 +57,10 @@ export function collectCommand(): Command {
         await ensureEventsStream(jsm, config.nats.eventsStream);
         await ensureDeadLetterStream(jsm);
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
+        // The tenant's budget in NATS: a collect beside a running `msgtrace run` shares its quota.
+        const requestBudgets = createSharedRequestBudgetRegistry({ kv: await openRequestBudgetBucket(nc), now: Date.now, onUnavailable: (error) => progress.warning(`shared request budget unavailable; pacing this process alone: ${(error as Error).message}`) });
         const summary = await runCollectJob(
-          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, publisher: createJetStreamPublisher(jetstream(nc), { maxPayloadBytes: () => nc.info?.max_payload }) },
+          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createJetStreamPublisher(jetstream(nc), { maxPayloadBytes: () => nc.info?.max_payload }) },
           {
             jobId: adhocJobId(input.id, now),
             window,
@@ -73,8 +77,10 @@ export function collectCommand(): Command {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        await nc.drain();
-        await dispatcher.close();
+        // Bounded: a timed-out or cancelled job has stopped its own request and publishes; whatever a
+        // dead peer still holds open must not keep the command from exiting with its verdict.
+        if (!(await settlesWithin(nc.drain(), 5_000))) await nc.close().catch(() => undefined);
+        if (!(await settlesWithin(dispatcher.close(), 2_000))) await dispatcher.destroy().catch(() => undefined);
       }
     });
 }

@@ -10,6 +10,7 @@ import { startEmbeddedEnvironment, type EmbeddedEnvironment } from '../runtime/e
 import { connectNatsWithRetry } from '../runtime/connect-nats-with-retry.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { settlesWithin } from '../runtime/settles-within.ts';
 
 interface RunOptions {
   config?: string;
@@ -36,23 +37,6 @@ function waitForShutdownSignal(): Promise<NodeJS.Signals> {
 
 /** How long a graceful stop may take before msgtrace exits anyway. */
 const shutdownGraceMs = 30_000;
-
-/** True when `work` settled (either way) within `ms`. */
-async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = work.then(
-    () => true,
-    () => true,
-  );
-  const late = new Promise<boolean>((done) => {
-    timer = setTimeout(() => done(false), ms);
-  });
-  try {
-    return await Promise.race([settled, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function gitBranch(): string | null {
   try {

@@ -9,6 +9,7 @@ import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs } from '../adapters/nats/job-records.ts';
+import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
 import type { CollectJobEmitted, CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { inputSchedulerMachine, type RunJobInput, type RunJobOutput } from '../machines/input-scheduler.machine.ts';
@@ -76,6 +77,12 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
   await ensureEventsStream(jsm, config.nats.eventsStream);
   await ensureDeadLetterStream(jsm);
   const checkpoints = await createCheckpointStore(nc);
+  // One budget per tenant for every process on this NATS, surviving restarts.
+  const requestBudgets = createSharedRequestBudgetRegistry({
+    kv: await openRequestBudgetBucket(nc),
+    now,
+    onUnavailable: (error) => logger.warn({ err: (error as Error).message }, 'shared request budget unavailable; pacing this process alone'),
+  });
   const records = await createJobRecordStore(nc, {
     ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
   });
@@ -123,7 +130,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     try {
       log.info({ jobId: job.jobId, window: windowText(job.window), resume: job.resumeFrom?.page ?? null }, 'job started');
       const summary = await runCollectJob(
-        { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher: deps.dispatcher, publisher, now, env: deps.env },
+        { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher: deps.dispatcher, publisher, now, env: deps.env, requestBudgets },
         {
           jobId: job.jobId,
           window: job.window,
@@ -185,13 +192,22 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     const withSaveFailure = (summary: CollectJobSummary): CollectJobSummary =>
       saveFailure === null ? summary : { ...summary, state: 'failed', error: `checkpoint not saved: ${(saveFailure as Error).message}` };
 
+    /** Set when the API refused the saved page link itself (see `linkRefusedStatuses`). */
+    let savedLinkRefused = false;
     /** One job over the whole window, checkpointing the next page's link after every acked page. */
     const attempt = async (resumeFrom: RunJobInput['resumeFrom']): Promise<CollectJobSummary> => {
       await save({
         completedUntilMs,
         inProgress: { jobId, window: request.window, cursor: resumeFrom?.cursor ?? { kind: 'first' }, page: resumeFrom?.page ?? 1 },
       });
-      const summary = await runTrackedJob(input, { jobId, window: request.window, scheduledForMs: request.scheduledForMs, resumeFrom, signal: abort.signal }, (event) => {
+      const onPageFetched: PageFetchedHook | undefined = resumeFrom
+        ? (fetched, result) => {
+            if (fetched.page === resumeFrom.page && fetched.cursor.kind === 'next' && result.status === 'failed' && linkRefusedStatuses.has(result.httpStatus ?? 0)) {
+              savedLinkRefused = true;
+            }
+          }
+        : undefined;
+      const summary = await runTrackedJob(input, { jobId, window: request.window, scheduledForMs: request.scheduledForMs, resumeFrom, signal: abort.signal, onPageFetched }, (event) => {
         void save(
           event.next === null
             ? { completedUntilMs: request.window.endMs, inProgress: null }
@@ -246,9 +262,13 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
         summary = await backfill();
       } else {
         summary = await attempt(request.resumeFrom);
-        if (summary.state === 'failed' && request.resumeFrom && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
-          // A saved page link can expire. Re-reading the window from its first
-          // page is safe: JetStream drops what was already stored by Nats-Msg-Id.
+        if (summary.state === 'failed' && savedLinkRefused && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
+          // The saved link itself expired. Re-reading the window from its first
+          // page is safe within the stream's duplicate window: JetStream drops
+          // what was already stored by Nats-Msg-Id. Any OTHER failure (403, a
+          // quota, the network) keeps the checkpoint at the saved page: falling
+          // back for those would re-read a window whose earlier pages may have
+          // left the duplicate window, storing them twice.
           log.warn({ jobId, error: summary.error }, 'the saved page link was refused; re-reading the window from its first page');
           summary = await attempt(undefined);
         }
@@ -290,6 +310,13 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     },
   };
 }
+
+/**
+ * What a server answers for a page link it no longer honours: Graph and RWS
+ * refuse an expired or unknown `$skiptoken` with 400, a gateway may say 404
+ * or 410. Only these make a resumed job start its window over.
+ */
+const linkRefusedStatuses: ReadonlySet<number> = new Set([400, 404, 410]);
 
 function windowText(window: { startMs: number; endMs: number }): string {
   return `${new Date(window.startMs).toISOString()}/${new Date(window.endMs).toISOString()}`;

@@ -8,14 +8,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { capturedLogger } from './support/captured-logger.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
-import { storedMsgIds } from './support/msgtrace-process.ts';
+import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { storedMsgIds, waitFor } from './support/msgtrace-process.ts';
 import { runScheduledUntilCollected } from './support/scheduled-run.ts';
-import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
+import { fetchTruthKeys, graphInput, setSimulatorFaults, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
 
 const hourMs = 3_600_000;
 const endMs = Math.floor(Date.now() / hourMs) * hourMs - 27 * hourMs;
@@ -83,6 +85,33 @@ describe('scheduled collection (in-process composition)', () => {
     const ids = await storedMsgIds(nc, 'msgtrace.events.expired');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort());
+  });
+
+  it('keeps the checkpoint at the saved page when the resumed request fails for any other reason than a refused link (403 here)', async () => {
+    const savedLink = `${sim.describe().graphUrl}?$filter=${encodeURIComponent(`receivedDateTime ge ${new Date(window.startMs).toISOString()} and receivedDateTime le ${new Date(window.endMs).toISOString()}`)}&$top=500`;
+    const { revision } = await checkpoints.load('forbidden');
+    const saved = { inputId: 'forbidden', completedUntilMs: null, inProgress: { jobId: 'crashed-job', window, cursor: { kind: 'next' as const, link: savedLink }, page: 7 }, updatedAtMs: Date.now() };
+    await checkpoints.save(saved, revision);
+    await setSimulatorFaults(sim, { rules: ['forbidden:nth=1,api=graph'], quota: { enabled: false } });
+    const validated = validateConfig({ nats: collectorNatsConfig(nats), inputs: [graphInput(sim, 'forbidden', { pageSize: 500, interval: 1, ...windowDates(window) })] });
+    assert.ok(validated.ok, JSON.stringify(!validated.ok && validated.problems));
+    const { logger, lines } = capturedLogger();
+    const dispatcher = createDispatcher({ caPem: sim.caPem });
+    const collection = await startScheduledCollection({ config: validated.config, nc, dispatcher, logger, branch: null });
+    try {
+      await waitFor(async () => lines.some((line) => line.msg === 'job ended') || undefined, 'the resumed job to end', { timeoutMs: 30_000 });
+    } finally {
+      await collection.stop('test over');
+      await dispatcher.close();
+      await setSimulatorFaults(sim, { rules: [] });
+    }
+    const ended = lines.filter((line) => line.msg === 'job ended');
+    assert.equal(ended[0]?.state, 'failed');
+    assert.match(String(ended[0]?.error), /HTTP 403 from Graph/);
+    assert.ok(!lines.some((line) => /re-reading the window from its first page/.test(String(line.msg))), 'no fall-back to page 1');
+    const { checkpoint } = await checkpoints.load('forbidden');
+    assert.deepEqual(checkpoint?.inProgress?.cursor, saved.inProgress.cursor, 'the checkpoint still points at the saved page');
+    assert.equal(checkpoint?.inProgress?.page, 7);
   });
 
   it('catches up a wide window with concurrent sub-windows (backfillConcurrency) and ends with exactly the ground truth', async () => {

@@ -3,6 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Checkpoint } from '../../machines/scheduler.types.ts';
 import { CheckpointConflictError } from './checkpoint-conflict-error.ts';
+import { isWrongLastSequence } from './compare-and-set.ts';
 import { NatsError } from './nats-error.ts';
 
 /** KV bucket of per-input checkpoints and next-run times. */
@@ -38,13 +39,6 @@ export interface CheckpointStore {
 export interface CheckpointStoreOptions {
   /** Bind to an existing bucket instead of creating it (readers such as `msgtrace jobs`). */
   readonly readOnly?: boolean;
-}
-
-function isWrongLastSequence(error: unknown): boolean {
-  return (
-    error instanceof JetStreamApiError &&
-    (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
 }
 
 function isStreamNotFound(error: unknown): boolean {

@@ -8,6 +8,7 @@
  */
 
 import type { InputConfig } from '../../config/schema.ts';
+import type { PageResult } from '../../machines/collect-job.types.ts';
 import { cloudEndpoints } from './clouds.ts';
 
 export interface RequestBudgetOptions {
@@ -16,8 +17,8 @@ export interface RequestBudgetOptions {
   readonly windowMs: number;
   /** The injected clock (ms). */
   readonly now: () => number;
-  /** Resolves after `ms`; injected so tests advance a simulated clock instead of waiting. */
-  readonly sleep: (ms: number) => Promise<void>;
+  /** Resolves after `ms` (early when `signal` aborts); injected so tests advance a simulated clock instead of waiting. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** One admitted request. */
@@ -35,11 +36,33 @@ export interface RequestTicket {
 export interface RequestBudget {
   /**
    * Resolves at once while fewer than `limit` requests were admitted in the
-   * last `windowMs`; otherwise when the oldest leaves the window. Callers are
-   * admitted in the order they asked (FIFO), so two inputs on one tenant
-   * share the quota instead of one starving the other.
+   * last `windowMs` and no pause is in force; otherwise when the oldest
+   * leaves the window (or the pause ends). Callers are admitted in the order
+   * they asked (FIFO), so two inputs on one tenant share the quota instead
+   * of one starving the other. Rejects with the signal's reason once
+   * `signal` aborts (the job was cancelled or timed out while waiting).
    */
-  acquire(): Promise<RequestTicket>;
+  acquire(signal?: AbortSignal): Promise<RequestTicket>;
+  /**
+   * The API said "not before `atMs`" (a 429's Retry-After): nothing is
+   * admitted until then. A later pause extends it, an earlier one changes
+   * nothing.
+   */
+  pauseUntil(atMs: number): Promise<void>;
+}
+
+/** `budget.acquire(signal)` as a value: the ticket, or the page result of a job that stopped waiting. */
+export async function admit(
+  budget: RequestBudget | undefined,
+  signal: AbortSignal | undefined,
+): Promise<{ readonly ok: true; readonly ticket: RequestTicket | undefined } | { readonly ok: false; readonly result: PageResult }> {
+  if (budget === undefined) return { ok: true, ticket: undefined };
+  try {
+    return { ok: true, ticket: await budget.acquire(signal) };
+  } catch (error) {
+    if (signal?.aborted) return { ok: false, result: { status: 'failed', reason: `stopped waiting for room in the tenant's request quota: the job ended (${String(signal.reason ?? 'aborted')})` } };
+    return { ok: false, result: { status: 'failed', reason: `the tenant's request budget failed: ${(error as Error).message}` } };
+  }
 }
 
 /**
@@ -54,8 +77,11 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
   if (!(windowMs > 0)) throw new RangeError(`request budget window must be > 0 ms, got ${windowMs}`);
   /** Ascending by instant; an entry's instant moves forward when its ticket settles. */
   const log: Array<{ at: number }> = [];
-  const waiting: Array<(ticket: RequestTicket) => void> = [];
+  const waiting: Array<{ readonly admit: (ticket: RequestTicket) => void; readonly signal?: AbortSignal }> = [];
   let pumping = false;
+  let pausedUntil = 0;
+  /** Wakes the pump's sleep early (a waiter aborted, or a pause changed what is due). */
+  let wake = new AbortController();
 
   const prune = (at: number) => {
     // A request counted at t occupies (t, t + window]; at t + window it has left.
@@ -78,13 +104,20 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
     pumping = true;
     try {
       while (waiting.length > 0) {
-        const at = now();
-        prune(at);
-        if (log.length < limit) {
-          waiting.shift()!(admit(at));
+        if (waiting[0]!.signal?.aborted) {
+          waiting.shift();
           continue;
         }
-        await sleep(Math.max(1, log[0]!.at + windowMs - at));
+        const at = now();
+        prune(at);
+        const paused = pausedUntil - at;
+        if (paused <= 0 && log.length < limit) {
+          waiting.shift()!.admit(admit(at));
+          continue;
+        }
+        const due = Math.max(paused, log.length < limit ? 0 : log[0]!.at + windowMs - at);
+        await sleep(Math.max(1, due), wake.signal);
+        if (wake.signal.aborted) wake = new AbortController();
       }
     } finally {
       pumping = false;
@@ -92,11 +125,34 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
   }
 
   return {
-    acquire() {
-      return new Promise<RequestTicket>((resolve) => {
-        waiting.push(resolve);
+    acquire(signal) {
+      return new Promise<RequestTicket>((resolve, reject) => {
+        if (signal?.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        const entry = {
+          admit: (ticket: RequestTicket) => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(ticket);
+          },
+          signal,
+        };
+        const onAbort = () => {
+          const index = waiting.indexOf(entry);
+          if (index >= 0) waiting.splice(index, 1);
+          reject(signal?.reason);
+          wake.abort();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        waiting.push(entry);
         if (!pumping) void pump();
       });
+    },
+    async pauseUntil(atMs) {
+      if (atMs <= pausedUntil) return;
+      pausedUntil = atMs;
+      wake.abort();
     },
   };
 }
@@ -137,8 +193,18 @@ export function requestBudgetFor(key: string, options: RequestBudgetOptions): Re
   return processBudgets.budgetFor(key, options);
 }
 
-/** Real-time waiting for production; tests inject a simulated clock's sleep instead. */
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Real-time waiting for production (ended early by `signal`); tests inject a simulated clock's sleep instead. */
+export const realSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 /**
  * The budget an input's page requests draw from: its tenant's, keyed by
@@ -147,7 +213,7 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
  */
 export function requestBudgetForInput(
   input: Pick<InputConfig, 'url' | 'planType' | 'loginUrl' | 'tenantId' | 'requestQuota'>,
-  deps: { readonly now: () => number; readonly registry?: RequestBudgetRegistry; readonly sleep?: (ms: number) => Promise<void> },
+  deps: { readonly now: () => number; readonly registry?: RequestBudgetRegistry; readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void> },
 ): RequestBudget | undefined {
   const quota = input.requestQuota;
   if (quota === null) return undefined;

@@ -25,6 +25,18 @@ export async function startTestSimulator(opts: Partial<StartSimulatorOptions> = 
   };
 }
 
+/** Replaces the simulator's fault plan (`PUT /_sim/faults`); rules as objects or `--fault` flag strings. */
+export async function setSimulatorFaults(simulator: TestSimulator, plan: { rules?: unknown[]; quota?: Record<string, unknown> }): Promise<void> {
+  const response = await request(`${simulator.url}/_sim/faults`, {
+    method: 'PUT',
+    dispatcher: simulator.dispatcher,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(plan),
+  });
+  const text = await response.body.text();
+  if (response.statusCode !== 200) throw new Error(`PUT /_sim/faults: HTTP ${response.statusCode} ${text}`);
+}
+
 /** Resources whose `.default` scope grants a token for each API. */
 export const apiResources = { graph: 'https://graph.microsoft.com', rws: 'https://outlook.office365.com' } as const;
 
