@@ -7,7 +7,7 @@ import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
-import { loadConfig } from '../config/load-config.ts';
+import { loadConfigWithWarnings } from '../config/load-config.ts';
 import { evaluateTimeExpression } from '../config/time-expr.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
@@ -32,7 +32,8 @@ export function collectCommand(): Command {
     .addOption(new Option('--ca-file <file>', 'extra CA certificate (PEM) to trust for the Office 365 endpoints').env('MSGTRACE_CA_FILE'))
     .action(async (options: { config: string; input: string; start?: string; end?: string; caFile?: string }) => {
       const now = Date.now();
-      const config = await loadConfig(options.config, { now });
+      const { config, warnings } = await loadConfigWithWarnings(options.config, { now });
+      for (const warning of warnings) process.stderr.write(`warning: ${warning.path}: ${warning.message}\n`);
       const input = config.inputs.find((candidate) => candidate.id === options.input);
       if (!input) {
         const known = config.inputs.map((candidate) => candidate.id).join(', ') || 'none';

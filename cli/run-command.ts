@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { currentEnvironment } from '../config/enabled-inputs.ts';
-import { loadConfig, validateConfig, ConfigInvalidError } from '../config/load-config.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Dispatcher } from 'undici';
+import { loadConfigWithWarnings, validateConfig, ConfigInvalidError } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { demoConfig } from '../runtime/demo-config.ts';
 import { startEmbeddedEnvironment, type EmbeddedEnvironment } from '../runtime/embedded-defaults.ts';
@@ -46,6 +48,23 @@ function gitBranch(): string | null {
   }
 }
 
+/**
+ * A fatal start-up error: close what was opened (the connection, the
+ * dispatcher, the embedded server and simulator) so the process can end
+ * with the error `main` prints; a forced exit after a grace period makes
+ * sure a handle nobody closed (a reconnecting client) cannot keep it alive.
+ */
+async function failStartUp(error: unknown, environment: EmbeddedEnvironment | null, nc: NatsConnection | null, dispatcher: Dispatcher | null): Promise<void> {
+  process.exitCode = 1;
+  if (nc !== null) await settlesWithin(nc.close(), 2_000);
+  if (dispatcher !== null) await settlesWithin(dispatcher.destroy(), 2_000);
+  await settlesWithin(environment?.stop() ?? Promise.resolve(), 10_000);
+  setTimeout(() => {
+    process.stderr.write(`msgtrace: exiting after a fatal start-up error: ${(error as Error)?.message ?? String(error)}\n`);
+    process.exit(1);
+  }, 5_000).unref();
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description(
@@ -70,7 +89,9 @@ export function runCommand(): Command {
       let config: MsgtraceConfig;
       let caPem: string | undefined;
       if (options.config) {
-        config = await loadConfig(options.config);
+        const loaded = await loadConfigWithWarnings(options.config);
+        config = loaded.config;
+        for (const warning of loaded.warnings) logger.warn({ path: warning.path }, `config: ${warning.message}`);
         caPem = options.caFile ? await readFile(options.caFile, 'utf8') : undefined;
       } else {
         environment = await startEmbeddedEnvironment(options);
@@ -81,18 +102,32 @@ export function runCommand(): Command {
       }
 
       // A service outlives a NATS that is not up yet: wait for it, saying so.
-      const nc = await connectNatsWithRetry(config.nats, {
-        giveUpAfterMs: options.natsConnectTimeout * 1000,
-        onAttemptFailed: ({ attempt, reason, retryInMs }) => logger.warn({ attempt, retryInMs }, `NATS not reachable yet, retrying: ${reason}`),
-      });
+      let nc: NatsConnection;
+      try {
+        nc = await connectNatsWithRetry(config.nats, {
+          giveUpAfterMs: options.natsConnectTimeout * 1000,
+          onAttemptFailed: ({ attempt, reason, retryInMs }) => logger.warn({ attempt, retryInMs }, `NATS not reachable yet, retrying: ${reason}`),
+        });
+      } catch (error) {
+        await failStartUp(error, environment, null, null);
+        throw error;
+      }
       const dispatcher = createDispatcher({ caPem });
-      const collection = await startScheduledCollection({
-        config,
-        nc,
-        dispatcher,
-        logger,
-        branch: currentEnvironment(process.env, gitBranch),
-      });
+      let collection: Awaited<ReturnType<typeof startScheduledCollection>>;
+      try {
+        collection = await startScheduledCollection({
+          config,
+          nc,
+          dispatcher,
+          logger,
+          branch: currentEnvironment(process.env, gitBranch),
+        });
+      } catch (error) {
+        // JetStream off, a stream or bucket the user may not create, a refused permission:
+        // nothing will run, so msgtrace says why and exits non-zero instead of idling.
+        await failStartUp(error, environment, nc, dispatcher);
+        throw error;
+      }
       if (environment) {
         const sim = environment.simulator;
         process.stdout.write(

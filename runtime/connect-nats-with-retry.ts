@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, type ConnectNatsOptions, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
+import { connectNats, natsConnectionOptions, type ConnectNatsOptions, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
 import { NatsError } from '../adapters/nats/nats-error.ts';
 
 /** One failed connection attempt, for the log. */
@@ -63,6 +63,9 @@ export async function connectNatsWithRetry(config: NatsConnectionConfig, opts: C
   const maxDelayMs = opts.maxDelayMs ?? 30_000;
   const giveUpAfterMs = opts.giveUpAfterMs ?? 0;
   const startedAt = now();
+  // What no wait can fix — an unset $NAME credential, an unreadable creds file — fails at once,
+  // before the retry loop (connectNats builds the same options on every attempt).
+  if (opts.connect === undefined) await natsConnectionOptions(config, opts);
   for (let attempt = 1; ; attempt++) {
     try {
       return await connect(config, opts);

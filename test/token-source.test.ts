@@ -233,6 +233,16 @@ describe('token source: certificate via MSAL', () => {
     assert.ok(!reason.includes('wrong-passphrase') && !reason.includes(passphrase));
   });
 
+  it('a passphrase written $NAME is read from the environment, like every other secret', async () => {
+    serveLogin(loginOrigin, [{ status: 200, body: tokenBody('env-passphrase-token') }]);
+    const env = { MSGTRACE_CERTS: '/etc/msgtrace', KEY_PASSPHRASE: passphrase };
+    const tokens = source({ authType: 'oauthCert', clientSecret: undefined, certOptions: { ...certOptions, passphrase: '$KEY_PASSPHRASE' } }, files(), env);
+    const result = await tokens.acquire(false);
+    assert.equal(result.status, 'ok', JSON.stringify(result));
+    const unset = await source({ authType: 'oauthCert', certOptions: { ...certOptions, passphrase: '$KEY_PASSPHRASE' } }, files(), { MSGTRACE_CERTS: '/etc/msgtrace' }).acquire(false);
+    assert.match(unset.status === 'failed' ? unset.reason : '', /environment variable KEY_PASSPHRASE .* is not set/);
+  });
+
   it('an encrypted key without passphrase → failed asking for one', async () => {
     const result = await source({ authType: 'oauthCert', certOptions: { ...certOptions, passphrase: undefined } }, files(), { MSGTRACE_CERTS: '/etc/msgtrace' }).acquire(false);
     assert.match(result.status === 'failed' ? result.reason : '', /set certOptions\.passphrase/);

@@ -82,9 +82,11 @@ export async function loadClientCertificate(
   }
   const keyPath = options.privKeyPath ?? options.certPath;
   const keyBytes = keyPath === options.certPath ? certBytes : await readConfigured('privKeyPath', keyPath, readFile, env);
+  // Like every other secret, a passphrase written `$NAME` lives in the environment, not the file.
+  const passphrase = options.passphrase?.startsWith('$') ? expandEnvVars(options.passphrase, env) : options.passphrase;
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: keyBytes, format: 'pem', ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}) });
+    key = createPrivateKey({ key: keyBytes, format: 'pem', ...(passphrase !== undefined ? { passphrase } : {}) });
   } catch (cause) {
     const encrypted = /ENCRYPTED/.test(keyBytes.toString('latin1'));
     const hint = encrypted
