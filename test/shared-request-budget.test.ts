@@ -68,7 +68,11 @@ describe('request budget shared through NATS KV', () => {
     const processA = createSharedRequestBudgetRegistry({ kv, now: clock.now, sleep: clock.sleep }).budgetFor(key, options);
     const processB = createSharedRequestBudgetRegistry({ kv, now: clock.now, sleep: clock.sleep }).budgetFor(key, options);
     const admitted: Array<{ who: string; at: number }> = [];
-    const ask = (who: string, budget: typeof processA) => budget.acquire().then((ticket) => admitted.push({ who, at: clock.now() }) && ticket);
+    const ask = (who: string, budget: typeof processA) =>
+      budget.acquire().then((ticket) => {
+        ticket.settle(); // the response arrives at once (simulated time does not move)
+        admitted.push({ who, at: clock.now() });
+      });
     for (let i = 0; i < 4; i++) {
       void ask('A', processA);
       void ask('B', processB);
@@ -103,6 +107,20 @@ describe('request budget shared through NATS KV', () => {
     assert.equal(admittedAt, null);
     await clock.advance(1);
     assert.equal(admittedAt, 2_300_000, 'admitted when the first request leaves the window');
+  });
+
+  it('a request whose process died before its response is counted 2 s longer (the server counted it later than it was admitted)', async () => {
+    const clock = simulatedClock(2_500_000);
+    const options = { limit: 1, windowMs: 10_000, now: clock.now, sleep: clock.sleep };
+    const key = nextKey();
+    await createSharedRequestBudgetRegistry({ kv, now: clock.now, sleep: clock.sleep }).budgetFor(key, options).acquire(); // never settled: SIGKILL
+    const restarted = createSharedRequestBudgetRegistry({ kv, now: clock.now, sleep: clock.sleep }).budgetFor(key, options);
+    let admittedAt: number | null = null;
+    void restarted.acquire().then(() => (admittedAt = clock.now()));
+    await clock.advance(10_000);
+    assert.equal(admittedAt, null, 'not when the window alone would end');
+    await clock.advance(2_000);
+    assert.equal(admittedAt, 2_512_000);
   });
 
   it("a 429's pause set by one process holds every process until its Retry-After", async () => {

@@ -43,13 +43,24 @@ export const requestBudgetBucket = 'msgtrace-budget';
 /** What one tenant's KV entry holds. */
 interface BudgetState {
   readonly v: 1;
-  /** The requests still in the window: when each counts from, and the ticket that may move it. */
-  readonly log: ReadonlyArray<{ readonly at: number; readonly id: string }>;
+  /**
+   * The requests still in the window: when each counts from, the ticket that
+   * may move it, and whether its response arrived (`s`).
+   */
+  readonly log: ReadonlyArray<{ readonly at: number; readonly id: string; readonly s?: true }>;
   /** Nothing is admitted before this instant (the latest 429's Retry-After). */
   readonly pausedUntilMs: number;
 }
 
 const emptyState: BudgetState = { v: 1, log: [], pausedUntilMs: 0 };
+
+/**
+ * How much longer an unsettled request is counted. A process killed between
+ * admitting a request and its response never settles it, so the entry keeps
+ * its admission instant, a latency earlier than when the server counted it;
+ * this margin keeps the shared window behind the server's all the same.
+ */
+const unsettledMarginMs = 2_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -119,7 +130,8 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
     throw new LostRace(`request budget ${kvKey}: lost ${attempts} compare-and-set races in a row`);
   };
 
-  const prune = (log: BudgetState['log'], at: number) => log.filter((entry) => entry.at + windowMs > at);
+  const prune = (log: BudgetState['log'], at: number) => log.filter((entry) => leavesAt(entry) > at);
+  const leavesAt = (entry: BudgetState['log'][number]) => entry.at + windowMs + (entry.s ? 0 : unsettledMarginMs);
 
   const ticketFor = (id: string): RequestTicket => ({
     settle() {
@@ -127,8 +139,8 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
       void change((state) => {
         const at = now();
         const entry = state.log.find((candidate) => candidate.id === id);
-        if (entry === undefined || entry.at >= at) return null;
-        return { ...state, log: state.log.map((candidate) => (candidate.id === id ? { at, id } : candidate)).sort((a, b) => a.at - b.at) };
+        if (entry === undefined) return null;
+        return { ...state, log: state.log.map((candidate) => (candidate.id === id ? { at: Math.max(at, candidate.at), id, s: true as const } : candidate)).sort((a, b) => a.at - b.at) };
       }, 5).catch((error: unknown) => deps.onUnavailable?.(error));
     },
   });
@@ -140,7 +152,7 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
       const { state, revision } = await read();
       const at = now();
       const log = prune(state.log, at);
-      const due = Math.max(state.pausedUntilMs - at, log.length < limit ? 0 : log[0]!.at + windowMs - at);
+      const due = Math.max(state.pausedUntilMs - at, log.length < limit ? 0 : Math.min(...log.map(leavesAt)) - at);
       if (due > 0) {
         const stop = signal === undefined ? wake.signal : AbortSignal.any([signal, wake.signal]);
         await sleep(due, stop);
