@@ -70,6 +70,18 @@ export interface JobRecord {
   readonly counts: JobCounts;
   readonly lastError: string | null;
   readonly log: ReadonlyArray<JobLogLine>;
+  /**
+   * When the job last proved it was alive (its heartbeat, every
+   * `keepAliveTime`); null before the first beat. Absent in records written
+   * before heartbeats were recorded.
+   */
+  readonly heartbeatAtMs?: number | null;
+  /**
+   * Cribl's `keepAliveTime × maxMissedKeepAlives`: a job still in a running
+   * state whose heartbeat is older than this has lost its process (killed,
+   * hung, cut off from NATS) — readers show it as lost. Null: no heartbeat.
+   */
+  readonly lostAfterMs?: number | null;
 }
 
 /** Published on `msgtrace.jobs.<inputId>.<jobId>` at every state change (JSON). */

@@ -14,6 +14,8 @@ export interface JobTrackerDeps {
   readonly scheduledForMs: number | null;
   /** Lines kept in the record's log (most recent); default 50. */
   readonly maxLogLines?: number;
+  /** `keepAliveTime × maxMissedKeepAlives` in ms: silence longer than this means the job's process is gone; null = no heartbeat. */
+  readonly lostAfterMs?: number | null;
   /** A failed KV write: reported, never thrown into the job (the job's data path matters more than its record). */
   readonly onWriteError?: (error: unknown) => void;
 }
@@ -92,6 +94,8 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
     counts,
     lastError: null,
     log: [],
+    heartbeatAtMs: null,
+    lostAfterMs: deps.lostAfterMs ?? null,
   };
   let published: JobState | null = null;
 
@@ -172,6 +176,9 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
           void write();
           return;
         case 'job.heartbeat':
+          // The record proves the job alive: `msgtrace jobs` tells a lost job from a slow one by it.
+          update({ heartbeatAtMs: deps.now() });
+          void write();
           return;
       }
     },

@@ -118,6 +118,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
       jobId: job.jobId,
       window: job.window,
       scheduledForMs: job.scheduledForMs,
+      lostAfterMs: input.keepAliveTime * 1000 * input.maxMissedKeepAlives,
       onWriteError: (error) => log.warn({ err: (error as Error).message }, 'job record not written'),
     });
     const abort = new AbortController();
