@@ -1,6 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { NoRespondersError, TimeoutError, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { NoRespondersError, TimeoutError, nanos, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JobRecord, JobState, JobStateEvent } from '../../machines/scheduler.types.ts';
 import { NatsError } from './nats-error.ts';
 
@@ -189,16 +189,27 @@ export interface JobStateFilter {
 export interface JobBus {
   /** Live notification of a state change (core NATS: the KV record is the durable copy). */
   publishState(event: JobStateEvent): void;
+  /**
+   * Calls `onEvent` with each job state event a collector published (see
+   * `jobStateOf`): anything else arriving on the subjects — a
+   * JetStream delivery pointed there by someone's consumer, a malformed
+   * message — is ignored, never shown as a job.
+   */
   subscribeStates(filter: JobStateFilter, onEvent: (event: JobStateEvent, subject: string) => void): Subscription;
   /**
    * Asks the process running `jobId` to cancel it. True when a running
    * process accepted; false when nobody serves the job (not running here or
    * anywhere on this NATS account) or it declined (already finishing).
+   * Only nats.conf's operator user may publish cancel requests; another
+   * login gets a `NatsError` saying so.
    */
   requestCancel(jobId: string, options?: { readonly timeoutMs?: number }): Promise<boolean>;
   /**
    * Answers cancel requests for `jobId`; `onCancel` returns false to decline.
    * Unsubscribe when the job ends, so later requests get "nobody serves it".
+   * Only real cancel requests count (see `isCancelRequest`); anything else on
+   * the subject — above all a JetStream delivery that someone's push consumer
+   * was pointed at it — is ignored without an answer.
    */
   serveCancel(jobId: string, onCancel: () => boolean | void): Subscription;
 }
@@ -209,6 +220,75 @@ export function jobStateSubject(inputId: string, jobId: string): string {
 
 export function cancelSubject(jobId: string): string {
   return `${cancelSubjectPrefix}.${checkId('job', jobId)}`;
+}
+
+const jobStates: ReadonlySet<string> = new Set<JobState>(['scheduled', 'authenticating', 'paging', 'retryWait', 'done', 'timedOut', 'failed', 'cancelled']);
+
+/**
+ * A message JetStream delivered rather than a client published. nats-server
+ * (2.9) lets anyone who may create a push consumer choose its
+ * deliver_subject — it does not check that the creator may subscribe there —
+ * and then publishes the stream's messages onto it itself, past every
+ * publish permission. Such a delivery keeps the stored message's own subject
+ * (not the one subscribed to), carries a `$JS.ACK.` reply (`$JS.FC.` for flow
+ * control) and the stored headers (an event's `Nats-Msg-Id`, a heartbeat's
+ * status). Neither a cancel request nor a job state event has headers.
+ */
+function isForeignOrDelivered(msg: Msg, subject: string): boolean {
+  return msg.subject !== subject || (msg.reply?.startsWith('$JS.') ?? false) || msg.headers !== undefined;
+}
+
+function parseObject(msg: Msg): Record<string, unknown> | null {
+  try {
+    const value: unknown = msg.json();
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A job state event as `publishState` sends it: a core publish, no reply,
+ * no headers, on `msgtrace.jobs.<inputId>.<jobId>`, whose JSON names that
+ * same job and input and a known state. (Who may publish there at all is
+ * nats.conf's business: the collector.)
+ */
+function jobStateOf(msg: Msg): JobStateEvent | null {
+  const [prefix, jobs, inputId, jobId, ...rest] = msg.subject.split('.');
+  if (`${prefix}.${jobs}` !== jobStateSubjectPrefix || rest.length > 0 || inputId === undefined || jobId === undefined) return null;
+  if (!idPattern.test(inputId) || !idPattern.test(jobId)) return null;
+  // A JetStream delivery has the stored message's subject (not a job's), a $JS.ACK reply and headers.
+  if (msg.reply || msg.headers !== undefined) return null;
+  const event = parseObject(msg);
+  if (event === null || event['jobId'] !== jobId || event['inputId'] !== inputId) return null;
+  if (typeof event['state'] !== 'string' || !jobStates.has(event['state']) || typeof event['timeMs'] !== 'number') return null;
+  return event as unknown as JobStateEvent;
+}
+
+/** The body `requestCancel` sends: the job id again, so a stray message on the subject is not a request. */
+function cancelRequestBody(jobId: string): string {
+  return JSON.stringify({ cancel: jobId });
+}
+
+/**
+ * A cancel request as `requestCancel` sends it: a core request (a reply
+ * subject that is an inbox, not JetStream's), no headers, on the job's own
+ * subject, whose body names the job. nats.conf lets only the operator user
+ * publish on msgtrace.control.cancel.*, so a request that passes is the
+ * operator's; a JetStream delivery (which bypasses publish permissions) does
+ * not pass.
+ */
+function isCancelRequest(msg: Msg, jobId: string): boolean {
+  if (isForeignOrDelivered(msg, cancelSubject(jobId)) || !msg.reply) return false;
+  const body = parseObject(msg);
+  return body !== null && body['cancel'] === jobId && Object.keys(body).length === 1;
+}
+
+function isPermissionViolation(error: unknown): boolean {
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if (cause.name === 'PermissionViolationError' || /permissions violation/i.test(cause.message)) return true;
+  }
+  return false;
 }
 
 /**
@@ -230,25 +310,23 @@ export function createJobBus(nc: NatsConnection): JobBus {
       return nc.subscribe(subject, {
         callback: (error, msg) => {
           if (error) return;
-          let event: JobStateEvent;
-          try {
-            event = msg.json<JobStateEvent>();
-          } catch {
-            return;
-          }
-          onEvent(event, msg.subject);
+          const event = jobStateOf(msg);
+          if (event !== null) onEvent(event, msg.subject);
         },
       });
     },
 
     async requestCancel(jobId, requestOptions = {}) {
       try {
-        const reply = await nc.request(cancelSubject(jobId), '', { timeout: requestOptions.timeoutMs ?? 2000 });
+        const reply = await nc.request(cancelSubject(jobId), cancelRequestBody(jobId), { timeout: requestOptions.timeoutMs ?? 2000 });
         return reply.json<{ accepted?: unknown }>().accepted === true;
       } catch (cause) {
         if (cause instanceof NoRespondersError || cause instanceof TimeoutError) return false;
         if (cause instanceof Error && (cause.cause instanceof NoRespondersError || cause.cause instanceof TimeoutError)) return false;
         if (cause instanceof NatsError) throw cause;
+        if (isPermissionViolation(cause)) {
+          throw new NatsError(`cannot send the cancel request for job ${jobId}: this NATS user may not publish on ${cancelSubjectPrefix}.* (only the operator user may cancel jobs)`, { cause });
+        }
         throw new NatsError(`cannot send the cancel request for job ${jobId}: ${(cause as Error).message}`, { cause });
       }
     },
@@ -257,6 +335,8 @@ export function createJobBus(nc: NatsConnection): JobBus {
       return nc.subscribe(cancelSubject(jobId), {
         callback: (error, msg) => {
           if (error) return;
+          // No answer to anything else: an answer to a JetStream delivery would be an ack on someone's consumer.
+          if (!isCancelRequest(msg, jobId)) return;
           const accepted = onCancel() !== false;
           msg.respond(JSON.stringify({ accepted }));
         },
