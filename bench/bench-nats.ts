@@ -22,6 +22,9 @@ export const projectNatsConf = fileURLToPath(new URL('../nats.conf', import.meta
 /** nats.conf's collector user (local-demo credentials, loopback only). */
 export const collectorUser = natsUsers.collector;
 
+/** nats.conf's admin user: the only one that may delete the events stream between runs. */
+export const adminUser = natsUsers.admin;
+
 /** The stream the bench publishes into (the default events stream). */
 export const benchStream = { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] } as const;
 
@@ -45,12 +48,14 @@ export async function startBenchNats(): Promise<BenchNats> {
   // msgtrace's own connection options, so the baseline uses the very client the pipeline uses.
   const nc = await connectNats({ servers: [server.url], user: collectorUser.user, password: collectorUser.pass });
   const jsm = await jetstreamManager(nc);
+  const admin = await connectNats({ servers: [server.url], user: adminUser.user, password: adminUser.pass }, { name: 'msgtrace-bench-admin' });
+  const adminJsm = await jetstreamManager(admin);
   return {
     server,
     nc,
     async freshStream() {
       try {
-        await jsm.streams.delete(benchStream.name);
+        await adminJsm.streams.delete(benchStream.name);
       } catch (error) {
         if (!(error instanceof JetStreamApiError)) throw error;
       }
@@ -61,6 +66,7 @@ export async function startBenchNats(): Promise<BenchNats> {
     },
     async close() {
       await nc.close();
+      await admin.close();
       await server.stop();
       await rm(workDir, { recursive: true, force: true });
     },

@@ -115,7 +115,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const configFile = join(workDir, 'msgtrace.json');
     await writeFile(configFile, JSON.stringify(msgtraceConfig(plan, sim, nats.url, day)), { mode: 0o600 });
-    nc = await connectNats({ servers: [nats.url], user: natsUsers.collector.user, password: natsUsers.collector.pass }, { name: 'msgtrace-chaos', reconnectTimeWaitMs: 200 });
+    // The driver only reads (checkpoints, stored events, job records): nats.conf's admin, since the collector may not read its events stream.
+    nc = await connectNats({ servers: [nats.url], user: natsUsers.admin.user, password: natsUsers.admin.pass }, { name: 'msgtrace-chaos', reconnectTimeWaitMs: 200 });
     const checkpoints: CheckpointStore = await createCheckpointStore(nc);
     const conn = nc;
     const stored = () => storedCount(conn, subject).catch(() => 0);

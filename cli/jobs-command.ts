@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect as connectWithOptions, type NatsConnection } from '@nats-io/transport-node';
 import { createCheckpointStore, type NextRun } from '../adapters/nats/checkpoint-store.ts';
 import { createJobBus, createJobRecordStore } from '../adapters/nats/job-records.ts';
-import { connectNats, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
+import { connectNats, natsConnectionOptions, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
+import { NatsError } from '../adapters/nats/nats-error.ts';
 import { loadConfig } from '../config/load-config.ts';
 import type { JobWindow } from '../machines/collect-job.types.ts';
 import type { JobRecord, JobState, JobStateEvent } from '../machines/scheduler.types.ts';
-import { embeddedNatsCollector } from '../runtime/embedded-defaults.ts';
+import { embeddedNatsOperator, inboxPrefixOf } from '../runtime/embedded-defaults.ts';
 
 const jobStates: ReadonlyArray<JobState> = ['scheduled', 'authenticating', 'paging', 'retryWait', 'done', 'timedOut', 'failed', 'cancelled'];
 
@@ -24,12 +25,31 @@ interface ListOptions extends ConnectionOptions {
   readonly watch?: boolean;
 }
 
-/** The `nats` section of `--config`, or the embedded default `msgtrace run` uses with no config. */
+/**
+ * The `nats` section of `--config`, or — with no config — the operator user
+ * of the embedded server (nats.conf): it may read job records and
+ * checkpoints, follow job states and send cancel requests, nothing else.
+ * nats.conf's operator reads replies only under its own inbox prefix, so a
+ * login as that user (embedded or through a config) connects with it.
+ */
 async function connect(options: ConnectionOptions): Promise<NatsConnection> {
   const nats: NatsConnectionConfig = options.config
     ? (await loadConfig(options.config)).nats
-    : { servers: [embeddedNatsUrl], user: embeddedNatsCollector.user, password: embeddedNatsCollector.pass };
-  return connectNats(nats, { name: 'msgtrace jobs' });
+    : { servers: [embeddedNatsUrl], user: embeddedNatsOperator.user, password: embeddedNatsOperator.pass };
+  const inboxPrefix = nats.credsFile || nats.token ? undefined : inboxPrefixOf(nats.user);
+  if (inboxPrefix === undefined) return connectNats(nats, { name: 'msgtrace jobs' });
+  const connectionOptions = await natsConnectionOptions(nats, { name: 'msgtrace jobs' });
+  try {
+    return await connectWithOptions({ ...connectionOptions, inboxPrefix });
+  } catch (cause) {
+    // connectNats's message, without echoing any credential (a client error never quotes the password, but be sure).
+    const secret = connectionOptions.pass;
+    const detail = `${(cause as Error).name}: ${(cause as Error).message}`;
+    throw new NatsError(
+      `cannot connect to NATS at ${nats.servers.join(', ')} as user ${nats.user}: ${secret && secret.length >= 3 ? detail.split(secret).join('[redacted]') : detail} — check nats.servers, the credentials and TLS settings`,
+      { cause },
+    );
+  }
 }
 
 function iso(ms: number): string {
@@ -172,13 +192,13 @@ async function cancelJob(jobId: string, options: ConnectionOptions): Promise<voi
   }
 }
 
-const configOption = () => new Option('-c, --config <file>', 'config file whose nats section to use (default: the embedded local NATS of `msgtrace run`)');
+const configOption = () => new Option('-c, --config <file>', 'config file whose nats section to use (default: the embedded local NATS of `msgtrace run`, as its operator user)');
 
 /**
  * `msgtrace jobs`: what the collectors are doing, read from NATS alone (job
  * records in KV `msgtrace-jobs`, next runs in `msgtrace-state`, live
- * transitions on `msgtrace.jobs.>`), so it works from any machine with a
- * viewer login and never needs the collector's process. Buckets are opened,
+ * transitions on `msgtrace.jobs.>`), so it works from any machine with an
+ * operator login and never needs the collector's process. Buckets are opened,
  * never created: looking must not change anything.
  */
 export function jobsCommand(): Command {

@@ -26,14 +26,18 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
   let nats: TestNatsServer;
   let sim: TestSimulator;
   let nc: NatsConnection;
+  /** Reads the stored events back: nats.conf's admin (the collector may not read its events stream). */
+  let admin: NatsConnection;
 
   before(async () => {
     // The quota is off on both sides: this test is about coverage, not pacing.
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 23, recordsPerHour: 3000, quota: { enabled: false } })]);
     nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    admin = await connect({ servers: nats.url, ...natsUsers.admin });
   });
 
   after(async () => {
+    await admin?.close();
     await nc?.close();
     await Promise.all([nats?.close(), sim?.close()]);
   });
@@ -72,7 +76,7 @@ describe('adaptive backfill: dense sub-windows split, exact ground truth', () =>
 
     const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs), input: 'dense' });
     assert.ok(truth.length > 10_000, `a dense range (${truth.length} records)`);
-    const ids = await storedMsgIds(nc, 'msgtrace.events.dense');
+    const ids = await storedMsgIds(admin, 'msgtrace.events.dense');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort(), 'no gap');
   });

@@ -68,6 +68,8 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
   let nats: TestNatsServer;
   let sim: TestSimulator;
   let nc: NatsConnection;
+  /** Reads the stored events back: nats.conf's admin (the collector may not read its events stream). */
+  let admin: NatsConnection;
   let workDir: string;
   let config: MsgtraceConfig;
 
@@ -100,6 +102,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
   before(async () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 11, recordsPerHour: 1500 })]);
     nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    admin = await connect({ servers: nats.url, ...natsUsers.admin });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-collect-'));
     const validated = validateConfig({
       nats: { servers: nats.url, user: natsUsers.collector.user, password: natsUsers.collector.pass },
@@ -115,6 +118,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
   });
 
   after(async () => {
+    await admin?.close();
     await nc?.close();
     await Promise.all([nats?.close(), sim?.close()]);
     if (workDir) await rm(workDir, { recursive: true, force: true });
@@ -156,7 +160,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     assert.equal(summary.state, 'done', summary.error ?? '');
     const expected = await truth(window, 'graphSecret');
     assert.ok(expected.length > 3000, `the window should hold thousands of rows, has ${expected.length}`);
-    const stored = await readSubject(nc, 'msgtrace.events.graphSecret');
+    const stored = await readSubject(admin, 'msgtrace.events.graphSecret');
     const keys = stored.map((event) => event.msgId);
     assert.equal(new Set(keys).size, keys.length, 'no duplicates in JetStream');
     assert.deepEqual([...keys].sort(), [...expected].sort());
@@ -179,7 +183,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     const window = settledWindow(1, 30);
     const { summary } = await collect('graphCert', window);
     assert.equal(summary.state, 'done', summary.error ?? '');
-    const keys = (await readSubject(nc, 'msgtrace.events.graphCert')).map((event) => event.msgId);
+    const keys = (await readSubject(admin, 'msgtrace.events.graphCert')).map((event) => event.msgId);
     assert.deepEqual(keys.sort(), (await truth(window, 'graphCert')).sort());
   });
 
@@ -188,7 +192,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
       const window = settledWindow(2, 32 + 3 * index);
       const { summary } = await collect(id, window);
       assert.equal(summary.state, 'done', summary.error ?? '');
-      const stored = await readSubject(nc, `msgtrace.events.${id}`);
+      const stored = await readSubject(admin, `msgtrace.events.${id}`);
       const keys = stored.map((event) => event.msgId);
       assert.equal(new Set(keys).size, keys.length);
       assert.deepEqual(keys.sort(), (await truth(window, id)).sort());
@@ -204,7 +208,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     assert.equal(graph.summary.state, 'done', graph.summary.error ?? '');
     assert.equal(rws.summary.state, 'done', rws.summary.error ?? '');
     for (const id of ['migrateGraph', 'migrateRws']) {
-      const keys = (await readSubject(nc, `msgtrace.events.${id}`)).map((event) => event.msgId);
+      const keys = (await readSubject(admin, `msgtrace.events.${id}`)).map((event) => event.msgId);
       const expected = await truth(window, id);
       assert.ok(expected.length > 1000, `the window should hold thousands of rows, has ${expected.length}`);
       assert.equal(new Set(keys).size, keys.length, `no duplicates on ${id}`);
@@ -222,7 +226,7 @@ describe('collect: simulator over HTTPS → job → JetStream', () => {
     const window = settledWindow(1, 42);
     const { summary } = await collect('fields', window);
     assert.equal(summary.state, 'done', summary.error ?? '');
-    const stored = await readSubject(nc, 'msgtrace.events.fields');
+    const stored = await readSubject(admin, 'msgtrace.events.fields');
     assert.ok(stored.length > 0);
     for (const event of stored) {
       assert.equal(event.payload.tenant, 'contoso');

@@ -47,7 +47,8 @@ describe('crash: SIGKILL mid-window, restart, exact ground truth', () => {
       // A little latency per page, so even a fast machine is caught mid-window.
       startTestSimulator({ seed: 404, recordsPerHour: 55_000, quota: { enabled: false }, pageLatencyMs: 20 }),
     ]);
-    nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    // Only reads (stored events, checkpoints, job records): nats.conf's admin may read the events stream.
+    nc = await connect({ servers: nats.url, ...natsUsers.admin });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-crash-'));
     configFile = join(workDir, 'msgtrace.json');
     await writeFile(

@@ -42,6 +42,8 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
   let records: JobRecordStore;
   let workDir: string;
   let configFile: string;
+  /** `msgtrace jobs` logs in as nats.conf's operator (the collector may not send cancel requests). */
+  let operatorConfigFile: string;
   let truth: string[];
   let env: Record<string, string>;
   const running: MsgtraceProcess[] = [];
@@ -74,9 +76,12 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
       startTestNatsServer(),
       startTestSimulator({ seed: 505, recordsPerHour: 45_000, quota: { enabled: false }, pageLatencyMs: 20 }),
     ]);
-    nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    // Only reads (stored events, checkpoints, job records): nats.conf's admin may read the events stream.
+    nc = await connect({ servers: nats.url, ...natsUsers.admin });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-graceful-'));
     configFile = join(workDir, 'msgtrace.json');
+    operatorConfigFile = join(workDir, 'operator.json');
+    await writeFile(operatorConfigFile, JSON.stringify({ nats: { servers: nats.url, user: natsUsers.operator.user, password: natsUsers.operator.pass } }));
     env = { NODE_EXTRA_CA_CERTS: sim.caFile };
     await writeFile(
       configFile,
@@ -147,7 +152,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
 
     const listed = await waitFor(
       async () => {
-        const result = await runMsgtraceCli(['jobs', '--json', '--config', configFile, '--input', inputId]);
+        const result = await runMsgtraceCli(['jobs', '--json', '--config', operatorConfigFile, '--input', inputId]);
         assert.equal(result.code, 0, result.stderr);
         const lines = result.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; record?: JobRecord });
         return lines.find((line) => line.type === 'job' && line.record?.id === jobId && line.record.state === 'paging')?.record;
@@ -157,7 +162,7 @@ describe('graceful shutdown and cancel: SIGTERM mid-window, jobs cancel, restart
     );
     assert.equal(listed.endedAtMs, null);
 
-    const cancel = await runMsgtraceCli(['jobs', 'cancel', jobId, '--config', configFile]);
+    const cancel = await runMsgtraceCli(['jobs', 'cancel', jobId, '--config', operatorConfigFile]);
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.match(cancel.stdout, /cancel accepted/);
     const ended = await jobLog(run, 'job ended');

@@ -28,14 +28,18 @@ describe('JetStream publisher against a real nats-server', () => {
   let server: TestNatsServer;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
+  /** Reads the stored events back: the collector publishes them but may not read them (nats.conf). */
+  let admin: NatsConnection;
 
   before(async () => {
     server = await startTestNatsServer();
     nc = await connectNats({ servers: [server.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
     jsm = await jetstreamManager(nc);
+    admin = await connectNats({ servers: [server.url], user: natsUsers.admin.user, password: natsUsers.admin.pass }, { name: 'admin' });
   });
 
   after(async () => {
+    await admin?.close();
     await nc?.close();
     await server?.close();
   });
@@ -67,7 +71,7 @@ describe('JetStream publisher against a real nats-server', () => {
 
     const info = await jsm.streams.info('MSGTRACE_EVENTS');
     assert.equal(info.state.messages, 1);
-    const stored = await jsm.streams.getMessage('MSGTRACE_EVENTS', { last_by_subj: 'msgtrace.events.graph-in' });
+    const stored = await (await jetstreamManager(admin)).streams.getMessage('MSGTRACE_EVENTS', { last_by_subj: 'msgtrace.events.graph-in' });
     assert.ok(stored);
     const payload = stored.json<Record<string, unknown>>();
     assert.deepEqual(payload, {
@@ -89,18 +93,20 @@ describe('JetStream publisher against a real nats-server', () => {
   });
 
   it('adds a configured subject an existing stream does not capture', async () => {
-    await jsm.streams.add({ name: 'NARROW', subjects: ['msgtrace.narrow.a'] });
-    const result = await ensureEventsStream(jsm, { name: 'NARROW', subjects: ['msgtrace.narrow.a', 'msgtrace.narrow.b'] });
+    // A stream of the collector's own (nats.conf lets it create and update no other).
+    await jsm.streams.add({ name: 'MSGTRACE_DEADLETTER', subjects: ['msgtrace.deadletter.a'] });
+    const result = await ensureEventsStream(jsm, { name: 'MSGTRACE_DEADLETTER', subjects: ['msgtrace.deadletter.a', 'msgtrace.deadletter.b'] });
     assert.equal(result.created, false);
-    assert.deepEqual(result.info.config.subjects, ['msgtrace.narrow.a', 'msgtrace.narrow.b']);
+    assert.deepEqual(result.info.config.subjects, ['msgtrace.deadletter.a', 'msgtrace.deadletter.b']);
   });
 
   it('a publish no stream captures fails with a NatsError carrying the cause', async () => {
     const publisher = createJetStreamPublisher(jetstream(nc), { timeoutMs: 2000 });
-    await assert.rejects(publisher.publish('msgtrace.nowhere', event, 'x'), (error: unknown) => {
+    // A subject the collector may publish on (nats.conf) that no stream of this test captures.
+    await assert.rejects(publisher.publish('msgtrace.tasks.nowhere', event, 'x'), (error: unknown) => {
       assert.ok(error instanceof NatsError);
       assert.ok(error.cause);
-      assert.match(error.message, /msgtrace\.nowhere/);
+      assert.match(error.message, /msgtrace\.tasks\.nowhere/);
       return true;
     });
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
   createJobBus,
   createJobRecordStore,
@@ -49,20 +49,23 @@ function collect<T>(count: number, subscribe: (push: (value: T) => void) => void
 describe('job records and the jobs bus against a real nats-server', () => {
   let server: TestNatsServer;
   let nc: NatsConnection;
-  let viewer: NatsConnection;
+  let operator: NatsConnection;
   let records: JobRecordStore;
   let bus: JobBus;
+  /** The jobs bus as nats.conf's operator (`msgtrace jobs`): follows job states, sends cancel requests. */
+  let operatorBus: JobBus;
 
   before(async () => {
     server = await startTestNatsServer();
     nc = await connectNats({ servers: [server.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
-    viewer = await connectNats({ servers: [server.url], user: natsUsers.viewer.user, password: natsUsers.viewer.pass }, { name: 'viewer' });
+    operator = await connect({ servers: server.url, ...natsUsers.operator, name: 'operator' });
     records = await createJobRecordStore(nc, { ttlMs: 2 * 60 * 60 * 1000 });
     bus = createJobBus(nc);
+    operatorBus = createJobBus(operator);
   });
 
   after(async () => {
-    await viewer?.close();
+    await operator?.close();
     await nc?.close();
     await server?.close();
   });
@@ -124,11 +127,11 @@ describe('job records and the jobs bus against a real nats-server', () => {
       error: null,
     };
     const received = collect<[JobStateEvent, string]>(1, (push) => {
-      bus.subscribeStates({ inputId: 'graph-in' }, (e, subject) => push([e, subject]));
+      operatorBus.subscribeStates({ inputId: 'graph-in' }, (e, subject) => push([e, subject]));
     });
     const ignored: JobStateEvent[] = [];
-    const other = bus.subscribeStates({ inputId: 'rws-in' }, (e) => ignored.push(e));
-    await nc.flush();
+    const other = operatorBus.subscribeStates({ inputId: 'rws-in' }, (e) => ignored.push(e));
+    await operator.flush();
     bus.publishState(event);
     const [[got, subject]] = (await received) as [[JobStateEvent, string]];
     assert.deepEqual(got, event);
@@ -145,24 +148,24 @@ describe('job records and the jobs bus against a real nats-server', () => {
     });
     const declining = bus.serveCancel('job-ending', () => false);
     await nc.flush();
-    assert.equal(await bus.requestCancel('job-running'), true);
+    assert.equal(await operatorBus.requestCancel('job-running'), true);
     assert.equal(cancelled, 1);
-    assert.equal(await bus.requestCancel('job-ending'), false);
-    assert.equal(await bus.requestCancel('job-nowhere'), false);
+    assert.equal(await operatorBus.requestCancel('job-ending'), false);
+    assert.equal(await operatorBus.requestCancel('job-nowhere'), false);
     serving.unsubscribe();
     declining.unsubscribe();
     await nc.flush();
-    assert.equal(await bus.requestCancel('job-running'), false);
+    assert.equal(await operatorBus.requestCancel('job-running'), false);
     assert.equal(cancelled, 1);
   });
 
-  it('the viewer can read records and follow state events, but cannot write the KV', async () => {
-    const readOnly = await createJobRecordStore(viewer, { readOnly: true });
+  it('the operator can read records and follow state events, but cannot write the KV', async () => {
+    const readOnly = await createJobRecordStore(operator, { readOnly: true });
     assert.deepEqual(await readOnly.get('job-c'), record('job-c', 'rws-in', 'failed', 3000));
     assert.ok((await readOnly.list()).some((r) => r.id === 'job-c'));
 
-    const received = collect<JobStateEvent>(1, (push) => createJobBus(viewer).subscribeStates({}, push));
-    await viewer.flush();
+    const received = collect<JobStateEvent>(1, (push) => operatorBus.subscribeStates({}, push));
+    await operator.flush();
     const event: JobStateEvent = { ...record('job-v', 'rws-in', 'done', 1), jobId: 'job-v', timeMs: 9, error: null };
     bus.publishState(event);
     assert.equal((await received)[0]?.jobId, 'job-v');
@@ -281,11 +284,12 @@ describe('job tracker', () => {
   it('writes a real record the store can read back', async () => {
     const server = await startTestNatsServer();
     const nc = await connectNats({ servers: [server.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
+    const operator = await connect({ servers: server.url, ...natsUsers.operator });
     try {
       const store = await createJobRecordStore(nc);
       const bus = createJobBus(nc);
-      const states = collect<JobStateEvent>(3, (push) => bus.subscribeStates({ jobId: 'job-3' }, push));
-      await nc.flush();
+      const states = collect<JobStateEvent>(3, (push) => createJobBus(operator).subscribeStates({ jobId: 'job-3' }, push));
+      await operator.flush();
       const tracker = createJobTracker({ records: store, bus, now: () => 42, kind: 'adhoc', inputId: 'graph-in', jobId: 'job-3', window, scheduledForMs: null });
       tracker.onState('authenticating');
       tracker.onState('paging.fetching');
@@ -294,6 +298,7 @@ describe('job tracker', () => {
       assert.deepEqual(await store.get('job-3'), final);
       assert.deepEqual((await states).map((e) => e.state), ['authenticating', 'paging', 'done']);
     } finally {
+      await operator.close();
       await nc.close();
       await server.close();
     }

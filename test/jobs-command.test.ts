@@ -59,8 +59,8 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
   let nc: NatsConnection;
   let bus: JobBus;
   let dir: string;
-  let collectorConfig: string;
-  let viewerConfig: string;
+  /** `msgtrace jobs` logs in as nats.conf's operator user (reads records and checkpoints, follows states, cancels). */
+  let operatorConfig: string;
 
   before(async () => {
     server = await startTestNatsServer();
@@ -74,10 +74,8 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     await checkpoints.saveNextRun('graph-in', Date.UTC(2026, 10, 20, 11, 15));
     await checkpoints.saveNextRun('rws-in', Date.UTC(2026, 10, 20, 11, 5));
     dir = await mkdtemp(join(tmpdir(), 'msgtrace-jobs-'));
-    collectorConfig = join(dir, 'collector.yml');
-    viewerConfig = join(dir, 'viewer.json');
-    await writeFile(collectorConfig, `nats:\n  servers: ${server.url}\n  user: ${natsUsers.collector.user}\n  password: ${natsUsers.collector.pass}\n`);
-    await writeFile(viewerConfig, JSON.stringify({ nats: { servers: [server.url], user: natsUsers.viewer.user, password: natsUsers.viewer.pass } }));
+    operatorConfig = join(dir, 'operator.yml');
+    await writeFile(operatorConfig, `nats:\n  servers: ${server.url}\n  user: ${natsUsers.operator.user}\n  password: ${natsUsers.operator.pass}\n`);
   });
 
   after(async () => {
@@ -87,7 +85,7 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
   });
 
   it('--json prints every record, then each input\'s next run, as JSON lines', async () => {
-    const result = await runCli(['jobs', '--config', collectorConfig, '--json']);
+    const result = await runCli(['jobs', '--config', operatorConfig, '--json']);
     assert.equal(result.code, 0, result.stderr);
     const lines = jsonLines(result.stdout);
     assert.deepEqual(
@@ -104,14 +102,14 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
   });
 
   it('--input and --state filter the records (and --input the next runs)', async () => {
-    const result = await runCli(['jobs', '--config', collectorConfig, '--json', '--input', 'graph-in', '--state', 'failed']);
+    const result = await runCli(['jobs', '--config', operatorConfig, '--json', '--input', 'graph-in', '--state', 'failed']);
     assert.equal(result.code, 0, result.stderr);
     const lines = jsonLines(result.stdout);
     assert.deepEqual(lines.map((line) => (line['type'] === 'job' ? (line['record'] as JobRecord).id : line['inputId'])), ['job-2', 'graph-in']);
   });
 
-  it('prints a table with a currently-scheduled section, for a viewer login too', async () => {
-    const result = await runCli(['jobs', '--config', viewerConfig]);
+  it('prints a table with a currently-scheduled section', async () => {
+    const result = await runCli(['jobs', '--config', operatorConfig]);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.split('\n');
     assert.match(lines[0] ?? '', /^ID\s+INPUT\s+KIND\s+STATE\s+WINDOW \(UTC\)\s+STARTED\s+ENDED \(DURATION\)\s+PAGES\s+EVENTS\s+RETRIES\s+LAST ERROR$/);
@@ -124,7 +122,7 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
   });
 
   it('--watch prints each transition live until interrupted', async () => {
-    const child = spawn(process.execPath, [cli, 'jobs', '--config', collectorConfig, '--json', '--watch', '--input', 'graph-in'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'jobs', '--config', operatorConfig, '--json', '--watch', '--input', 'graph-in'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -168,7 +166,7 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     });
     await nc.flush();
     try {
-      const result = await runCli(['jobs', 'cancel', 'job-3', '--config', collectorConfig]);
+      const result = await runCli(['jobs', 'cancel', 'job-3', '--config', operatorConfig]);
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /job job-3: cancel accepted/);
       assert.equal(cancelled, true);
@@ -178,7 +176,7 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
   });
 
   it('jobs cancel: exit 1 when no running process serves the job', async () => {
-    const result = await runCli(['jobs', 'cancel', 'job-1', '--config', collectorConfig]);
+    const result = await runCli(['jobs', 'cancel', 'job-1', '--config', operatorConfig]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /job job-1: no running process accepted the cancel/);
     assert.equal(result.stdout, '');

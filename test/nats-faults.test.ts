@@ -92,16 +92,20 @@ describe('NATS faults', () => {
   let nats: TestNatsServer;
   let sim: TestSimulator;
   let nc: NatsConnection;
+  /** Reads the stored events back: nats.conf's admin (the collector may not read its events stream). */
+  let admin: NatsConnection;
   let workDir: string;
 
   before(async () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 13, recordsPerHour: 2400 })]);
     nc = await connectNats({ servers: [nats.url], user: natsUsers.collector.user, password: natsUsers.collector.pass }, { reconnectTimeWaitMs: 100 });
     await ensureEventsStream(await jetstreamManager(nc));
+    admin = await connectNats({ servers: [nats.url], user: natsUsers.admin.user, password: natsUsers.admin.pass }, { name: 'admin', reconnectTimeWaitMs: 100 });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-nats-faults-'));
   });
 
   after(async () => {
+    await admin?.close().catch(() => undefined);
     await nc?.close().catch(() => undefined);
     await Promise.all([nats?.close(), sim?.close()]);
     if (workDir) await rm(workDir, { recursive: true, force: true });
@@ -146,7 +150,7 @@ describe('NATS faults', () => {
       const expected = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'restart' });
       assert.ok(expected.length > 2000, `a multi-page window (${expected.length} rows)`);
       assert.ok(summary.pages > 3);
-      const stored = await storedMsgIds(nc, 'msgtrace.events.restart');
+      const stored = await storedMsgIds(admin, 'msgtrace.events.restart');
       assert.equal(new Set(stored).size, stored.length, 'no duplicates stored');
       assert.deepEqual([...stored].sort(), [...expected].sort(), 'nothing lost');
       assert.equal(summary.events + summary.duplicates, expected.length);
@@ -191,7 +195,7 @@ describe('NATS faults', () => {
     assert.ok(retries.length >= 1);
     assert.ok(retries.every((retry) => retry.msgId === 'ack-timeout-msg-1' && retry.subject === 'msgtrace.events.acktimeout'));
     assert.match(retries[0]!.reason, /TimeoutError/);
-    assert.deepEqual(await storedMsgIds(nc, 'msgtrace.events.acktimeout'), ['ack-timeout-msg-1'], seen);
+    assert.deepEqual(await storedMsgIds(admin, 'msgtrace.events.acktimeout'), ['ack-timeout-msg-1'], seen);
   });
 
   it('a publish that gets no ack within retryForMs fails with a NatsError saying how long it tried', async () => {
@@ -283,7 +287,7 @@ describe('NATS faults', () => {
       const [start, end] = started.window.split('/') as [string, string];
       const expected = await fetchTruthKeys(sim, { start: new Date(start), end: new Date(end), input: 'late' });
       assert.equal(ended.events, expected.length);
-      lateNc = await connectNats({ servers: [late.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
+      lateNc = await connectNats({ servers: [late.url], user: natsUsers.admin.user, password: natsUsers.admin.pass });
       const stored = await storedMsgIds(lateNc, 'msgtrace.events.late');
       assert.deepEqual([...stored].sort(), [...expected].sort());
       assert.ok(!run.stderr.includes(natsUsers.collector.pass), 'the NATS password is not logged');

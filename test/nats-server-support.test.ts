@@ -28,7 +28,8 @@ describe('nats.conf on a real nats-server', () => {
     const nc = await connect({ servers: server.url, ...natsUsers.collector });
     try {
       const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: 'SUPPORT_TEST', subjects: ['msgtrace.events.support'] });
+      // One of the collector's own streams: nats.conf lets it create no other.
+      await jsm.streams.add({ name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.support'] });
       const js = jetstream(nc);
       const first = await js.publish('msgtrace.events.support', 'a', { msgID: 'k1' });
       const second = await js.publish('msgtrace.events.support', 'a', { msgID: 'k1' });
@@ -54,7 +55,7 @@ describe('nats.conf on a real nats-server', () => {
     const nc = await connect({ servers: server.url, ...natsUsers.collector });
     try {
       const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.info('SUPPORT_TEST');
+      const info = await jsm.streams.info('MSGTRACE_EVENTS');
       assert.equal(info.state.messages, 1);
     } finally {
       await nc.close();

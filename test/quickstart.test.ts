@@ -55,14 +55,14 @@ describe('Quick start: msgtrace run on its embedded defaults', () => {
     assert.match(banner, /msgtrace jobs --watch/);
     assert.match(banner, /msgtrace events/);
 
-    // `msgtrace jobs --json` as the read-only viewer, through a config that points at this port.
-    const viewerConfig = join(workDir, 'viewer.json');
+    // `msgtrace jobs --json` as the operator (read-only on KV), through a config that points at this port.
+    const operatorConfig = join(workDir, 'operator.json');
     await writeFile(
-      viewerConfig,
-      JSON.stringify({ nats: { servers: `nats://127.0.0.1:${natsPort}`, user: natsUsers.viewer.user, password: natsUsers.viewer.pass } }),
+      operatorConfig,
+      JSON.stringify({ nats: { servers: `nats://127.0.0.1:${natsPort}`, user: natsUsers.operator.user, password: natsUsers.operator.pass } }),
     );
     const record = await waitFor(async () => {
-      const listed = await runMsgtraceCli(['jobs', '--json', '--config', viewerConfig]);
+      const listed = await runMsgtraceCli(['jobs', '--json', '--config', operatorConfig]);
       assert.equal(listed.code, 0, listed.stderr);
       const lines = listed.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; record?: JobRecord });
       return lines.find((line) => line.type === 'job' && line.record?.id === ended.jobId && line.record?.state === 'done')?.record;

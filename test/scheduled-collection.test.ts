@@ -27,12 +27,15 @@ describe('scheduled collection (in-process composition)', () => {
   let nats: TestNatsServer;
   let sim: TestSimulator;
   let nc: NatsConnection;
+  /** Reads the stored events back: nats.conf's admin (the collector may not read its events stream). */
+  let admin: NatsConnection;
   let checkpoints: CheckpointStore;
   let config: MsgtraceConfig;
 
   before(async () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 31, recordsPerHour: 3000 })]);
     nc = await connect({ servers: nats.url, ...natsUsers.collector });
+    admin = await connect({ servers: nats.url, ...natsUsers.admin });
     checkpoints = await createCheckpointStore(nc);
     const validated = validateConfig({
       nats: collectorNatsConfig(nats),
@@ -49,6 +52,7 @@ describe('scheduled collection (in-process composition)', () => {
   });
 
   after(async () => {
+    await admin?.close();
     await nc?.close();
     await Promise.all([nats?.close(), sim?.close()]);
   });
@@ -82,7 +86,7 @@ describe('scheduled collection (in-process composition)', () => {
     assert.deepEqual(ended, ['failed', 'done'], 'the resumed attempt failed on the stale link, the re-read completed');
 
     const truth = await fetchTruthKeys(sim, { start: new Date(window.startMs), end: new Date(window.endMs), input: 'expired' });
-    const ids = await storedMsgIds(nc, 'msgtrace.events.expired');
+    const ids = await storedMsgIds(admin, 'msgtrace.events.expired');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort());
   });
@@ -138,7 +142,7 @@ describe('scheduled collection (in-process composition)', () => {
     assert.ok(subJobs.every((line) => line.state === 'done'));
     assert.ok(lines.some((line) => line.msg === 'catching up: sub-windows collected concurrently' && line.concurrency === 4));
     const truth = await fetchTruthKeys(sim, { start: new Date(range.startMs), end: new Date(range.endMs), input: 'catchup' });
-    const ids = await storedMsgIds(nc, 'msgtrace.events.catchup');
+    const ids = await storedMsgIds(admin, 'msgtrace.events.catchup');
     assert.equal(new Set(ids).size, ids.length, 'no duplicates');
     assert.deepEqual([...ids].sort(), [...truth].sort());
   });

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Dispatcher } from 'undici';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
@@ -84,6 +84,10 @@ describe('secrets never leak', () => {
   let nats: TestNatsServer;
   let sim: TestSimulator;
   let nc: NatsConnection;
+  /** Follows the job bus: nats.conf's operator (the collector may not subscribe to it). */
+  let operator: NatsConnection;
+  /** Reads the stored events back: nats.conf's admin (the collector may not read its events stream). */
+  let admin: NatsConnection;
   let workDir: string;
   let encryptedKeyFile: string;
   let secretValues: Record<string, string>;
@@ -112,6 +116,8 @@ describe('secrets never leak', () => {
     [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ seed: 7, recordsPerHour: 300 })]);
     nc = await connectNats({ servers: [nats.url], user: natsUsers.collector.user, password: natsUsers.collector.pass });
     await ensureEventsStream(await jetstreamManager(nc));
+    operator = await connect({ servers: nats.url, ...natsUsers.operator });
+    admin = await connect({ servers: nats.url, ...natsUsers.admin });
     workDir = await mkdtemp(join(tmpdir(), 'msgtrace-secrets-'));
     const keyPem = await readFile(sim.keyFile, 'utf8');
     const encrypted = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
@@ -128,7 +134,7 @@ describe('secrets never leak', () => {
       ...Object.fromEntries(pemBodyLines(encrypted).map((line, i) => [`encryptedKeyLine${i}`, line])),
     };
     // The job bus (core NATS): every state transition any run publishes.
-    busSubscription = nc.subscribe('msgtrace.jobs.>', {
+    busSubscription = operator.subscribe('msgtrace.jobs.>', {
       callback: (_error, message) => {
         const headers = [...(message.headers ?? [])].map(([key, values]) => `${key}: ${values.join(',')}`).join('\n');
         captured.push({ where: `job bus ${message.subject}`, text: `${headers}\n${message.string()}` });
@@ -138,6 +144,8 @@ describe('secrets never leak', () => {
 
   after(async () => {
     busSubscription?.unsubscribe();
+    await operator?.close();
+    await admin?.close();
     await nc?.close();
     await Promise.all([nats?.close(), sim?.close()]);
     if (workDir) await rm(workDir, { recursive: true, force: true });
@@ -224,11 +232,11 @@ describe('secrets never leak', () => {
     }
     assert.ok(records >= 4, `the run left job records (${records})`);
 
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(admin);
     const info = await jsm.streams.info('MSGTRACE_EVENTS');
     const total = info.state.messages;
     assert.ok(total > 0);
-    const consumer = await jetstream(nc).consumers.get('MSGTRACE_EVENTS', { deliver_policy: DeliverPolicy.All });
+    const consumer = await jetstream(admin).consumers.get('MSGTRACE_EVENTS', { deliver_policy: DeliverPolicy.All });
     let seen = 0;
     for await (const message of await consumer.consume()) {
       const headers = [...(message.headers ?? [])].map(([key, values]) => `${key}: ${values.join(',')}`).join('\n');

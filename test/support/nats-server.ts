@@ -7,10 +7,16 @@ import { startLocalNatsServer, type LocalNatsServer } from '../../adapters/nats/
 
 export const projectNatsConf = fileURLToPath(new URL('../../nats.conf', import.meta.url));
 
-/** Credentials of the users nats.conf defines (local-demo defaults). */
+/**
+ * Credentials of the users nats.conf defines (local-demo defaults), as
+ * `connect()` options: the operator and the viewer carry the inbox prefix
+ * their subscribe permission is limited to.
+ */
 export const natsUsers = {
   collector: { user: 'msgtrace', pass: 'msgtrace-local' },
-  viewer: { user: 'viewer', pass: 'viewer-local' },
+  admin: { user: 'admin', pass: 'admin-local' },
+  operator: { user: 'operator', pass: 'operator-local', inboxPrefix: '_INBOX_operator' },
+  viewer: { user: 'viewer', pass: 'viewer-local', inboxPrefix: '_INBOX_viewer' },
 } as const;
 
 export async function freePort(): Promise<number> {
