@@ -254,6 +254,9 @@ describe('job tracker', () => {
         { level: 'warn', timeMs: 2_000, message: 'second warning' },
         { level: 'error', timeMs: 3_000, message: 'HTTP 403 from Graph: the app lacks ReportingWebService.Read.All' },
       ],
+      // The heartbeat between the pages (at 2 s) reached the record; no lost-after bound was given.
+      heartbeatAtMs: 2_000,
+      lostAfterMs: null,
     };
     assert.deepEqual(final, expected);
     assert.deepEqual(puts.at(-1), expected, 'the last KV write is the final record');
