@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
-import { connect as connectWithOptions, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createCheckpointStore, type NextRun } from '../adapters/nats/checkpoint-store.ts';
 import { createJobBus, createJobRecordStore } from '../adapters/nats/job-records.ts';
-import { connectNats, natsConnectionOptions, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
-import { NatsError } from '../adapters/nats/nats-error.ts';
+import { connectNats, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
 import { loadConfig } from '../config/load-config.ts';
 import type { JobWindow } from '../machines/collect-job.types.ts';
+import { isJobLost } from '../machines/job-liveness.ts';
 import type { JobRecord, JobState, JobStateEvent } from '../machines/scheduler.types.ts';
 import { embeddedNatsOperator, inboxPrefixOf } from '../runtime/embedded-defaults.ts';
 
@@ -37,19 +37,7 @@ async function connect(options: ConnectionOptions): Promise<NatsConnection> {
     ? (await loadConfig(options.config)).nats
     : { servers: [embeddedNatsUrl], user: embeddedNatsOperator.user, password: embeddedNatsOperator.pass };
   const inboxPrefix = nats.credsFile || nats.token ? undefined : inboxPrefixOf(nats.user);
-  if (inboxPrefix === undefined) return connectNats(nats, { name: 'msgtrace jobs' });
-  const connectionOptions = await natsConnectionOptions(nats, { name: 'msgtrace jobs' });
-  try {
-    return await connectWithOptions({ ...connectionOptions, inboxPrefix });
-  } catch (cause) {
-    // connectNats's message, without echoing any credential (a client error never quotes the password, but be sure).
-    const secret = connectionOptions.pass;
-    const detail = `${(cause as Error).name}: ${(cause as Error).message}`;
-    throw new NatsError(
-      `cannot connect to NATS at ${nats.servers.join(', ')} as user ${nats.user}: ${secret && secret.length >= 3 ? detail.split(secret).join('[redacted]') : detail} — check nats.servers, the credentials and TLS settings`,
-      { cause },
-    );
-  }
+  return connectNats(nats, { name: 'msgtrace jobs', ...(inboxPrefix !== undefined ? { inboxPrefix } : {}) });
 }
 
 function iso(ms: number): string {
@@ -88,13 +76,24 @@ function table(header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
+/**
+ * The state as a reader should see it: a job still in a running state whose
+ * heartbeat stopped for longer than keepAliveTime × maxMissedKeepAlives has
+ * lost its process, and says so instead of looking busy forever.
+ */
+function stateText(record: JobRecord, nowMs: number): string {
+  if (!isJobLost(record, nowMs)) return record.state;
+  const silentFor = formatDuration(nowMs - (record.heartbeatAtMs ?? record.startedAtMs));
+  return `${record.state} (lost: no heartbeat for ${silentFor})`;
+}
+
 function recordRow(record: JobRecord, nowMs: number): string[] {
   const ended = record.endedAtMs === null ? `running ${formatDuration(nowMs - record.startedAtMs)}` : `${iso(record.endedAtMs)} (${formatDuration(record.endedAtMs - record.startedAtMs)})`;
   return [
     record.id,
     record.inputId,
     record.kind,
-    record.state,
+    stateText(record, nowMs),
     formatWindow(record.window),
     iso(record.startedAtMs),
     ended,
@@ -141,7 +140,8 @@ async function listJobs(options: ListOptions): Promise<void> {
     const nextRuns = await loadNextRuns(nc, options.input);
     const out = process.stdout;
     if (options.json) {
-      for (const record of jobs) out.write(JSON.stringify({ type: 'job', record }) + '\n');
+      const now = Date.now();
+      for (const record of jobs) out.write(JSON.stringify({ type: 'job', record, lost: isJobLost(record, now) }) + '\n');
       if (typeof nextRuns !== 'string') {
         for (const run of nextRuns) out.write(JSON.stringify({ type: 'nextRun', inputId: run.inputId, nextRunAtMs: run.nextRunAtMs }) + '\n');
       }

@@ -170,6 +170,11 @@ describe('publish retries (a scripted JetStream client, an injected clock)', () 
     assert.equal(classifyPublishError(named('JetStreamNotEnabled')), 'retryBriefly');
     assert.equal(classifyPublishError(Object.assign(named('RequestError'), { isNoResponders: () => true })), 'retryBriefly');
     assert.equal(classifyPublishError(named('ClosedConnectionError')), 'fail');
+    assert.equal(
+      classifyPublishError(Object.assign(named('RequestError', 'Permissions Violation for Publish to "other.subject"'), { isNoResponders: () => false })),
+      'fail',
+      'a refused permission is not retried for five minutes',
+    );
     assert.equal(classifyPublishError(named('DrainingConnectionError')), 'fail');
     assert.equal(classifyPublishError(named('PermissionViolationError')), 'fail');
     assert.equal(classifyPublishError(Object.assign(named('JetStreamApiError'), { status: 400 })), 'fail');

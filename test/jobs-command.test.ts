@@ -70,6 +70,8 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     await records.put(record('job-1', 'graph-in', 'done', window.endMs + 1000));
     await records.put(record('job-2', 'graph-in', 'failed', window.endMs + 2000, 'HTTP 403 from Graph: the app lacks the ReportingWebService.Read.All role'));
     await records.put(record('job-3', 'rws-in', 'paging', window.endMs + 3000));
+    // A job whose process died: still "paging" in KV, its last heartbeat long past keepAliveTime × maxMissedKeepAlives.
+    await records.put({ ...record('job-4', 'lost-in', 'paging', Date.now() - 20 * 60_000), heartbeatAtMs: Date.now() - 10 * 60_000, lostAfterMs: 90_000 });
     const checkpoints = await createCheckpointStore(nc);
     await checkpoints.saveNextRun('graph-in', Date.UTC(2026, 10, 20, 11, 15));
     await checkpoints.saveNextRun('rws-in', Date.UTC(2026, 10, 20, 11, 5));
@@ -89,8 +91,12 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     assert.equal(result.code, 0, result.stderr);
     const lines = jsonLines(result.stdout);
     assert.deepEqual(
-      lines.filter((line) => line['type'] === 'job').map((line) => line['record']),
+      lines.filter((line) => line['type'] === 'job' && (line['record'] as JobRecord).inputId !== 'lost-in').map((line) => line['record']),
       [record('job-1', 'graph-in', 'done', window.endMs + 1000), record('job-2', 'graph-in', 'failed', window.endMs + 2000, 'HTTP 403 from Graph: the app lacks the ReportingWebService.Read.All role'), record('job-3', 'rws-in', 'paging', window.endMs + 3000)],
+    );
+    assert.deepEqual(
+      lines.filter((line) => line['type'] === 'job').map((line) => [(line['record'] as JobRecord).id, line['lost']]),
+      [['job-1', false], ['job-2', false], ['job-3', false], ['job-4', true]],
     );
     assert.deepEqual(
       lines.filter((line) => line['type'] === 'nextRun'),
@@ -117,6 +123,7 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     assert.ok(job2, result.stdout);
     assert.match(job2, /graph-in\s+scheduled\s+failed\s+2026-11-20 10:00Z–11:00Z\s+2026-11-20 11:00Z\s+2026-11-20 11:01Z \(1m30s\)\s+3\s+250\s+2\s+HTTP 403 from Graph: the app lacks the ReportingWebService\.…$/);
     assert.match(lines.find((line) => line.startsWith('job-3 ')) ?? '', /paging .* running /);
+    assert.match(lines.find((line) => line.startsWith('job-4 ')) ?? '', /lost-in\s+scheduled\s+paging \(lost: no heartbeat for 10m0\ds\)/, 'a job whose heartbeat stopped is shown as lost');
     const scheduled = result.stdout.slice(result.stdout.indexOf('currently scheduled:'));
     assert.match(scheduled, /rws-in\s+2026-11-20 11:05Z\n\s+graph-in\s+2026-11-20 11:15Z/);
   });

@@ -69,8 +69,10 @@ export interface JetStreamPublisherOptions {
  *   reconnects), the request was cut by a disconnect, or JetStream said it
  *   is temporarily unavailable (HTTP-like status 503);
  * - `retryBriefly`: nobody answered (see `noRespondersRetryForMs`);
- * - `fail`: the connection is closed or draining, a permission is missing,
- *   the stream refused the message — retrying cannot help.
+ * - `fail`: the connection is closed or draining, a permission is missing
+ *   (the server's "Permissions Violation for Publish", e.g. a custom input
+ *   `subject` outside the collector user's `msgtrace.events.>`), the stream
+ *   refused the message — retrying cannot help.
  */
 export type PublishFailureKind = 'retry' | 'retryBriefly' | 'fail';
 
@@ -79,6 +81,8 @@ export function classifyPublishError(error: unknown): PublishFailureKind {
   if (name === 'TimeoutError' || name === 'ConnectionError') return 'retry';
   if (name === 'JetStreamNotEnabled' || name === 'NoResponders') return 'retryBriefly';
   if (name === 'RequestError') {
+    // A refused permission comes back as a RequestError too; no wait grants it.
+    if (/permissions violation/i.test(String((error as Error).message))) return 'fail';
     const noResponders = typeof (error as { isNoResponders?: unknown }).isNoResponders === 'function'
       && (error as { isNoResponders: () => boolean }).isNoResponders();
     return noResponders ? 'retryBriefly' : 'retry';

@@ -15,6 +15,12 @@ export interface ConnectNatsOptions {
   readonly readFile?: (path: string) => Promise<Buffer | string>;
   /** Where a password or token written `$NAME` is read from; default `process.env`. */
   readonly env?: Environment;
+  /**
+   * Reply subjects under this prefix instead of `_INBOX`: nats.conf's
+   * operator and viewer may only subscribe to their own (`_INBOX_operator`,
+   * `_INBOX_viewer`), so no user can read another's replies.
+   */
+  readonly inboxPrefix?: string;
 }
 
 function describeAuth(config: NatsConnectionConfig): string {
@@ -55,6 +61,7 @@ export async function natsConnectionOptions(config: NatsConnectionConfig, opts: 
     name: opts.name ?? 'msgtrace',
     maxReconnectAttempts: -1,
     reconnectTimeWait: opts.reconnectTimeWaitMs ?? 2000,
+    ...(opts.inboxPrefix !== undefined ? { inboxPrefix: opts.inboxPrefix } : {}),
     waitOnFirstConnect: false,
     // No Error (with its stack) built up front for every request: a JetStream
     // publish is a request, and those allocations were ~15 % of a collect's
