@@ -76,6 +76,8 @@ export interface JobRecord {
    * before heartbeats were recorded.
    */
   readonly heartbeatAtMs?: number | null;
+  /** Who ran the job (`msgtrace run`'s worker id: host, pid, a nonce); absent in records of older versions. */
+  readonly workerId?: string;
   /**
    * Cribl's `keepAliveTime × maxMissedKeepAlives`: a job still in a running
    * state whose heartbeat is older than this has lost its process (killed,

@@ -16,6 +16,8 @@ export interface JobTrackerDeps {
   readonly maxLogLines?: number;
   /** `keepAliveTime × maxMissedKeepAlives` in ms: silence longer than this means the job's process is gone; null = no heartbeat. */
   readonly lostAfterMs?: number | null;
+  /** The process running the job, kept in the record. */
+  readonly workerId?: string;
   /** A failed KV write: reported, never thrown into the job (the job's data path matters more than its record). */
   readonly onWriteError?: (error: unknown) => void;
 }
@@ -96,6 +98,7 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
     log: [],
     heartbeatAtMs: null,
     lostAfterMs: deps.lostAfterMs ?? null,
+    ...(deps.workerId !== undefined ? { workerId: deps.workerId } : {}),
   };
   let published: JobState | null = null;
 

@@ -1,0 +1,55 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
+import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
+import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
+import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
+import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobBus, type JobRecordStore } from '../adapters/nats/job-records.ts';
+import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
+import type { RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
+import type { MsgtraceConfig } from '../config/schema.ts';
+import type { EventPublisher } from '../streams/event-publisher.types.ts';
+
+/** Everything a process that runs jobs keeps in NATS, opened once. */
+export interface CollectorStores {
+  readonly checkpoints: CheckpointStore;
+  readonly records: JobRecordStore;
+  readonly bus: JobBus;
+  readonly publisher: EventPublisher;
+  readonly requestBudgets: RequestBudgetRegistry;
+}
+
+const ttlUnitsMs: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Cribl's `ttl` (`4h`, `30m`, `1d`, bare = seconds) in ms. */
+function ttlMs(ttl: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(ttl);
+  return match ? Number(match[1]) * ttlUnitsMs[match[2] || 's']! : defaultJobRecordTtlMs;
+}
+
+/**
+ * Creates (when absent) the streams and buckets jobs write to — events, dead
+ * letters, checkpoints, job records, the shared request budget — and the
+ * publisher, for `msgtrace run` in any role that runs jobs.
+ */
+export async function openCollectorStores(nc: NatsConnection, config: MsgtraceConfig, logger: Logger, now: () => number): Promise<CollectorStores> {
+  const jsm = await jetstreamManager(nc);
+  await ensureEventsStream(jsm, config.nats.eventsStream);
+  await ensureDeadLetterStream(jsm);
+  const checkpoints = await createCheckpointStore(nc);
+  // One budget per tenant for every process on this NATS, surviving restarts.
+  const requestBudgets = createSharedRequestBudgetRegistry({
+    kv: await openRequestBudgetBucket(nc),
+    now,
+    onUnavailable: (error) => logger.warn({ err: (error as Error).message }, 'shared request budget unavailable; pacing this process alone'),
+  });
+  const records = await createJobRecordStore(nc, {
+    ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
+  });
+  const publisher = createJetStreamPublisher(jetstream(nc), {
+    maxPayloadBytes: () => nc.info?.max_payload,
+    onRetry: (retry) => logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
+  });
+  return { checkpoints, records, bus: createJobBus(nc), publisher, requestBudgets };
+}
