@@ -11,7 +11,11 @@ import { demoConfig } from '../runtime/demo-config.ts';
 import { startEmbeddedEnvironment, type EmbeddedEnvironment } from '../runtime/embedded-defaults.ts';
 import { connectNatsWithRetry } from '../runtime/connect-nats-with-retry.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { startScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { defaultWorkerId, startScheduledCollection, type ScheduledCollection } from '../runtime/scheduled-collection.ts';
+import { defaultLeaseMs, startTaskScheduler } from '../runtime/task-scheduler.ts';
+import { defaultMaxJobs, startTaskWorker } from '../runtime/task-worker.ts';
+import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
+import type { Logger } from 'pino';
 import { settlesWithin } from '../runtime/settles-within.ts';
 
 interface RunOptions {
@@ -23,6 +27,28 @@ interface RunOptions {
   seed: number;
   recordsPerHour: number;
   natsConnectTimeout: number;
+  role: Role;
+  workerId?: string;
+  maxJobs: number;
+  leaseSeconds: number;
+}
+
+/** What this process does: everything (one process), only plan and dispatch tasks, or only run them. */
+const roles = ['all', 'scheduler', 'worker'] as const;
+type Role = (typeof roles)[number];
+
+/** The part of scheduled collection this process runs, by role. */
+function startRole(options: RunOptions, deps: { config: MsgtraceConfig; nc: NatsConnection; dispatcher: Dispatcher; logger: Logger; branch: string | null }): Promise<ScheduledCollection> {
+  const workerId = options.workerId ?? defaultWorkerId();
+  const replicas = deps.config.nats.replicas;
+  switch (options.role) {
+    case 'all':
+      return startScheduledCollection({ ...deps, workerId });
+    case 'scheduler':
+      return startTaskScheduler({ config: deps.config, nc: deps.nc, logger: deps.logger, branch: deps.branch, holder: workerId, leaseMs: options.leaseSeconds * 1000, replicas });
+    case 'worker':
+      return startTaskWorker({ ...deps, workerId, maxJobs: options.maxJobs, replicas });
+  }
 }
 
 function waitForShutdownSignal(): Promise<NodeJS.Signals> {
@@ -83,8 +109,19 @@ export function runCommand(): Command {
         .default(0)
         .argParser(Number),
     )
+    .addOption(
+      new Option('--role <role>', 'all: schedule and collect in this process; scheduler: plan windows and queue them as tasks (one active, by a leader lease); worker: collect queued tasks')
+        .choices(roles)
+        .default('all'),
+    )
+    .addOption(new Option('--worker-id <id>', 'this process in job records, logs and the leader lease (default: host-pid-nonce)'))
+    .addOption(new Option('--max-jobs <n>', 'worker: jobs run at once').default(defaultMaxJobs).argParser(Number))
+    .addOption(new Option('--lease-seconds <s>', 'scheduler: leader lease period; a standby takes over at most this long after the leader stopped').default(defaultLeaseMs / 1000).argParser(Number))
     .action(async (options: RunOptions) => {
       const logger = createLogger();
+      if (options.role !== 'all' && !options.config) {
+        throw new MsgtraceError(errorCodes.configInvalid, `--role ${options.role} needs --config: the scheduler and its workers share one NATS and one config (the embedded defaults are for a single process)`);
+      }
       let environment: EmbeddedEnvironment | null = null;
       let config: MsgtraceConfig;
       let caPem: string | undefined;
@@ -113,15 +150,9 @@ export function runCommand(): Command {
         throw error;
       }
       const dispatcher = createDispatcher({ caPem });
-      let collection: Awaited<ReturnType<typeof startScheduledCollection>>;
+      let collection: ScheduledCollection;
       try {
-        collection = await startScheduledCollection({
-          config,
-          nc,
-          dispatcher,
-          logger,
-          branch: currentEnvironment(process.env, gitBranch),
-        });
+        collection = await startRole(options, { config, nc, dispatcher, logger, branch: currentEnvironment(process.env, gitBranch) });
       } catch (error) {
         // JetStream off, a stream or bucket the user may not create, a refused permission:
         // nothing will run, so msgtrace says why and exits non-zero instead of idling.

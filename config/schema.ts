@@ -283,6 +283,12 @@ export const NatsSchema = z.strictObject({
   token: optionalText,
   credsFile: optionalText,
   tls: z.strictObject({ caFile: optionalText, certFile: optionalText, keyFile: optionalText }).optional(),
+  /**
+   * Replicas of every stream and KV bucket msgtrace creates (3 on a
+   * 3-server cluster, so one server may die); an existing stream or bucket
+   * keeps what its operator gave it.
+   */
+  replicas: z.number().int().min(1, 'must be 1..5').max(5, 'must be 1..5').default(1),
   eventsStream: z
     .strictObject({
       name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -').default('MSGTRACE_EVENTS'),

@@ -68,6 +68,9 @@ function sameWindow(a: JobWindow, b: JobWindow): boolean {
  */
 const linkRefusedStatuses: ReadonlySet<number> = new Set([400, 404, 410]);
 
+/** Why a worker's job stopped when another worker had taken its window over. */
+const supersededReason = 'superseded: another worker took this window over (the checkpoint moved on); stopped without writing';
+
 export function windowText(window: { startMs: number; endMs: number }): string {
   return `${new Date(window.startMs).toISOString()}/${new Date(window.endMs).toISOString()}`;
 }
@@ -189,9 +192,9 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
           checkpoint = value;
         } catch (error) {
           // Another collector moved this input's checkpoint: two writers would
-          // interleave windows, so this one stops.
+          // interleave windows, so this one stops (the job's record says why).
           saveFailure = error;
-          abort.abort(`checkpoint not saved: ${(error as Error).message}`);
+          abort.abort(superseded() ? supersededReason : `checkpoint not saved: ${(error as Error).message}`);
         }
       });
       return saving;
@@ -199,7 +202,7 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
     const superseded = () => deps.yieldOnConflict === true && saveFailure instanceof CheckpointConflictError;
     const withSaveFailure = (summary: CollectJobSummary): CollectJobSummary => {
       if (saveFailure === null) return summary;
-      if (superseded()) return { ...summary, state: 'cancelled', error: 'superseded: another worker took this window over (the checkpoint moved on); stopped without writing' };
+      if (superseded()) return { ...summary, state: 'cancelled', error: supersededReason };
       return { ...summary, state: 'failed', error: `checkpoint not saved: ${(saveFailure as Error).message}` };
     };
 
