@@ -1,6 +1,6 @@
 /**
  * Which Office 365 API an input's `url` points at. The URL alone decides
- * (DESIGN.md "Which API"): Microsoft Graph's
+ * (see the README, "The `url` decides the dialect"): Microsoft Graph's
  * `/admin/exchange/tracing/messageTraces` (the current API) or the legacy
  * Reporting Web Service `reporting.svc/MessageTrace` (Cribl's default URL).
  */

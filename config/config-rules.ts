@@ -19,7 +19,7 @@ const isRecord = (value: unknown): value is Raw => typeof value === 'object' && 
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
 const records = (value: unknown): Raw[] => (Array.isArray(value) ? value.filter(isRecord) : []);
 
-/** What each authType needs, in Cribl's terms (DESIGN.md "Inputs"). */
+/** What each authType needs, in Cribl's terms: Basic needs a user and password (or a stored credentials secret), OAuth a tenant, a client and a secret or certificate. */
 const REQUIRED_BY_AUTH: Record<string, readonly string[]> = {
   manual: ['username', 'password'],
   secret: ['credentialsSecret'],

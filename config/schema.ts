@@ -21,7 +21,7 @@ export const DEFAULT_REPORT_URL = 'https://reports.office365.com/ecp/reportingwe
 /** Cribl refuses an `interval` (minutes) that does not divide the hour, so runs land on predictable minutes. */
 export const INTERVAL_DIVISORS = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] as const;
 
-/** `$top` limits of the two APIs (API.md §1, §2): Graph 1..5000, RWS up to 2000; both default to 1000. */
+/** `$top` limits of the two APIs (docs/office365-apis.md §1, §2): Graph 1..5000, RWS up to 2000; both default to 1000. */
 export const PAGE_SIZE_LIMITS = { graph: 5000, rws: 2000 } as const;
 export const DEFAULT_PAGE_SIZE = 1000;
 
@@ -47,7 +47,7 @@ export const logLevels = ['error', 'warn', 'info', 'debug', 'silly'] as const;
 /**
  * The token audience when `resource` is not set: it follows the API the `url`
  * points at (a Graph token is refused by RWS and vice versa), and for RWS the
- * Exchange host of the plan's cloud (API.md §4).
+ * Exchange host of the plan's cloud (docs/office365-apis.md §4).
  */
 export function defaultResourceFor(url: string, planType: (typeof planTypes)[number]): string {
   if (apiDialectOf(url) === 'graph') return 'https://graph.microsoft.com';
@@ -125,7 +125,7 @@ export const RetryRulesSchema = z.strictObject({
   maxRetryAfter: z.number().int().min(0, 'must be 0..3600000 ms').max(3_600_000, 'must be 0..3600000 ms (at most 1 h)').default(20_000),
 });
 
-/** Graph's message-trace quota (API.md §1): 100 requests per rolling 5 minutes per tenant. */
+/** Graph's message-trace quota (docs/office365-apis.md §1): 100 requests per rolling 5 minutes per tenant. */
 export const GRAPH_REQUEST_QUOTA = { limit: 100, windowS: 300 } as const;
 
 export const RequestQuotaSchema = z.strictObject({
@@ -215,7 +215,7 @@ export const InputSchema = z
     /**
      * Client-side pacing under the API's request quota, shared by every input
      * of one tenant: at most `limit` requests per rolling `windowS` seconds.
-     * Graph's documented quota (100 per 300 s, API.md §1) is the default for
+     * Graph's documented quota (100 per 300 s, docs/office365-apis.md §1) is the default for
      * a Graph url; RWS documents none, so RWS is unpaced unless `limit` is
      * set. `limit: 0` turns pacing off. Read as `{ limit, windowS } | null`.
      */

@@ -12,7 +12,7 @@
  */
 import type { JobWindow } from './collect-job.types.ts';
 
-/** Graph refuses a `$filter` interval over 10 days (API.md §1). */
+/** Graph refuses a `$filter` interval over 10 days (docs/office365-apis.md §1). */
 export const graphMaxWindowMs = 10 * 24 * 3_600_000;
 
 export interface SubWindow extends JobWindow {

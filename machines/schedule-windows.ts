@@ -3,8 +3,7 @@
  * window a run collects. Pure (croner only computes dates here; it never
  * starts a timer), so the scheduler chart and its tests share it.
  *
- * No gaps, no overlap (DESIGN.md "Windows, checkpoints, no gaps, no
- * duplicates"): a run's window starts where the last completed one ended
+ * No gaps, no overlap: a run's window starts where the last completed one ended
  * (`checkpoint.completedUntilMs`) and ends at `endDate` evaluated against the
  * run's *scheduled* time, so consecutive windows are contiguous whatever the
  * expressions, and a late run keeps its window.
@@ -23,10 +22,10 @@ const TEN_DAYS_MS = 10 * DAY_MS;
 
 /**
  * Widest window one job asks for, per dialect. Microsoft Graph's
- * messageTraces refuses a `receivedDateTime` range over 10 days (API.md §1),
+ * messageTraces refuses a `receivedDateTime` range over 10 days (docs/office365-apis.md §1),
  * so a longer backlog is collected in 10-day chunks. The Reporting Web
  * Service takes wider ranges but keeps only about 10 days of trace data
- * (API.md §2), so the same bound loses nothing there and keeps each RWS job
+ * (docs/office365-apis.md §2), so the same bound loses nothing there and keeps each RWS job
  * short enough to resume cheaply.
  */
 export const MAX_WINDOW_MS = { graph: TEN_DAYS_MS, rws: TEN_DAYS_MS } as const;

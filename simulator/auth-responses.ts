@@ -3,7 +3,7 @@ import type { SimResponse, TokenAudience } from './simulator.types.ts';
 
 /**
  * The exact error bodies Microsoft's identity platform and the two APIs send
- * when authentication fails (API.md §1-§3). A collector has to recognise each
+ * when authentication fails (docs/office365-apis.md §1-§3). A collector has to recognise each
  * shape — JSON for Graph and the token endpoint, an IIS HTML page for the
  * Reporting Web Service — so the simulator reproduces the shapes, not just the
  * status codes. No builder here ever receives a secret, a token or an

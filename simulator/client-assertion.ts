@@ -3,7 +3,7 @@ import type { RegisteredApp } from './simulator.types.ts';
 
 /**
  * Checks a certificate client assertion (RFC 7523 JWT) the way Entra ID does
- * for an app with an uploaded certificate (API.md §3):
+ * for an app with an uploaded certificate (docs/office365-apis.md §3):
  * - header `alg` RS256 (with `x5t` = base64url SHA-1 thumbprint, or
  *   `x5t#S256`) or PS256 (with `x5t#S256` = base64url SHA-256 thumbprint);
  *   the thumbprint must be the registered certificate's;

@@ -78,7 +78,7 @@ const unknownTenant = '(unknown tenant)';
 /**
  * The simulator's fault injector (issue 2, "Faults on demand"): explicit
  * rules by probability or request number, and Graph's per-tenant quota
- * (API.md §1). The quota is checked first, as Graph's gateway throttles
+ * (docs/office365-apis.md §1). The quota is checked first, as Graph's gateway throttles
  * before the service sees the request; then the first rule that fires wins.
  * Setting a plan restarts the request counts, so `nth` means "the Nth request
  * after this plan was set"; the quota's log is kept — it is the server's

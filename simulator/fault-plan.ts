@@ -3,7 +3,7 @@ import { SimulatorError } from './simulator-error.ts';
 
 /**
  * What the simulator can break on demand (issue 2, "Faults on demand";
- * API.md §1, §2, §5): each kind is a failure a collector meets in production.
+ * docs/office365-apis.md §1, §2, §5): each kind is a failure a collector meets in production.
  */
 export const faultKinds = [
   'throttle',
@@ -48,7 +48,7 @@ export interface FaultRule {
 
 /**
  * Graph's documented throttle: 100 requests per rolling 5 minutes per tenant
- * (API.md §1). `timeScale` compresses time so tests see a whole window pass
+ * (docs/office365-apis.md §1). `timeScale` compresses time so tests see a whole window pass
  * in seconds: 60 makes the 300 s window last 5 s, and Retry-After is scaled
  * the same way.
  */

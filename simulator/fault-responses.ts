@@ -5,7 +5,7 @@ import { expiredTokenResponse } from './auth-responses.ts';
  * The bodies each injected fault answers with, in the dialect of the API the
  * request was addressed to — a collector must recognise a Graph error
  * envelope, an RWS OData error or IIS page, and an Entra ID (AADSTS) error,
- * so a fault in the wrong dialect would test nothing (API.md §1–§3).
+ * so a fault in the wrong dialect would test nothing (docs/office365-apis.md §1–§3).
  */
 
 /** Per-response facts the injector supplies so bodies are deterministic under the seed. */
@@ -15,7 +15,7 @@ export interface FaultContext {
   readonly requestId: string;
 }
 
-/** Microsoft Graph publishes this app id in its service-principal 401 (API.md §1). */
+/** Microsoft Graph publishes this app id in its service-principal 401 (docs/office365-apis.md §1). */
 const messageTraceAppId = '8bd644d1-64a1-4d4b-ae52-2e0cbf64e373';
 
 const graphJson = { 'content-type': 'application/json; charset=utf-8' };
@@ -43,7 +43,7 @@ function graphError(status: number, code: string, message: string, ctx: FaultCon
   return { status, headers: { ...graphJson, 'request-id': ctx.requestId, ...headers }, body: JSON.stringify(body) };
 }
 
-/** The Reporting Web Service's JSON-light OData error (API.md §2). */
+/** The Reporting Web Service's JSON-light OData error (docs/office365-apis.md §2). */
 function rwsODataError(status: number, message: string, headers: Record<string, string> = {}): SimResponse {
   const body = { 'odata.error': { code: '', message: { lang: 'en-US', value: message } } };
   return { status, headers: { ...rwsJson, ...headers }, body: JSON.stringify(body) };
@@ -59,7 +59,7 @@ function iisServiceUnavailable(headers: Record<string, string>): SimResponse {
   return { status: 503, headers: { 'content-type': 'text/html; charset=us-ascii', ...headers }, body };
 }
 
-/** Entra ID's token-endpoint error shape (API.md §3). */
+/** Entra ID's token-endpoint error shape (docs/office365-apis.md §3). */
 function aadstsError(status: number, error: string, code: number, description: string, ctx: FaultContext, headers: Record<string, string> = {}): SimResponse {
   const timestamp = new Date(ctx.nowMs).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
   const body = {
@@ -74,7 +74,7 @@ function aadstsError(status: number, error: string, code: number, description: s
 }
 
 /**
- * The page Exchange sometimes serves with status 200 instead of JSON (API.md
+ * The page Exchange sometimes serves with status 200 instead of JSON (docs/office365-apis.md
  * §2): a collector must treat it as a failed page, never as zero rows.
  */
 export function htmlSignInResponse(): SimResponse {
@@ -131,7 +131,7 @@ export function expiredTokenFaultResponse(api: 'graph' | 'rws', ctx: FaultContex
 
 /**
  * Graph's 401 until the tenant has a service principal for Microsoft's
- * message-trace app; the message is what the user must see (API.md §1).
+ * message-trace app; the message is what the user must see (docs/office365-apis.md §1).
  */
 export function servicePrincipalResponse(ctx: FaultContext): SimResponse {
   return graphError(
@@ -144,7 +144,7 @@ export function servicePrincipalResponse(ctx: FaultContext): SimResponse {
   );
 }
 
-/** 403: RWS without an admin role (exact body of API.md §2), Graph without the permission. */
+/** 403: RWS without an admin role (exact body of docs/office365-apis.md §2), Graph without the permission. */
 export function forbiddenResponse(api: SimApi, ctx: FaultContext): SimResponse {
   switch (api) {
     case 'graph':

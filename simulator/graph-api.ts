@@ -7,7 +7,7 @@ import { pascalStatusNames, settlesWithinMs, type Tenant, type TenantCursor, typ
 
 /**
  * Microsoft Graph `GET /{v1.0|beta}/admin/exchange/tracing/messageTraces`
- * (API.md §1): window limits, `$top`, newest-first pages, an opaque absolute
+ * (docs/office365-apis.md §1): window limits, `$top`, newest-first pages, an opaque absolute
  * `@odata.nextLink` whose `$skiptoken` pins the as-of instant of the first
  * page (so a late row appearing mid-paging cannot shift pages and cause a
  * duplicate or a gap), and the exact item shape of each version.

@@ -1,5 +1,5 @@
 /**
- * The subset of OData `$filter` Graph's messageTraces accepts (API.md §1):
+ * The subset of OData `$filter` Graph's messageTraces accepts (docs/office365-apis.md §1):
  * `receivedDateTime ge|gt|le|lt <ISO 8601 with zone>` and `eq` on
  * senderAddress, recipientAddress, status, messageId, joined by `and` in any
  * order. Written here, not shared with adapters/, so a bug in one side's

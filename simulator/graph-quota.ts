@@ -18,7 +18,7 @@ export interface GraphQuota {
 
 /**
  * Graph message trace's limit is 100 requests per ROLLING 5 minutes per
- * tenant (API.md §1). A sliding log — the admission time of every request
+ * tenant (docs/office365-apis.md §1). A sliding log — the admission time of every request
  * still in the window — models "rolling" exactly, where fixed buckets would
  * let 200 requests through around a bucket edge and hide a client that does
  * not honour Retry-After. The log never holds more than `limit` entries per

@@ -7,7 +7,7 @@ import { pascalStatusNames, type Tenant, type TenantCursor, type TraceRecord, ty
 
 /**
  * The variants of the legacy Reporting Web Service that public collectors
- * have met and no primary source settles (API.md §2 "unconfirmed"): the
+ * have met and no primary source settles (docs/office365-apis.md §2 "unconfirmed"): the
  * simulator produces each on demand so the collector is tested against all.
  */
 export interface RwsOptions {
@@ -82,7 +82,7 @@ function matcher(eq: Partial<Record<RwsEqField, string>>): ((record: TraceRecord
 }
 
 /**
- * `GET /ecp/reportingwebservice/reporting.svc/MessageTrace` (API.md §2).
+ * `GET /ecp/reportingwebservice/reporting.svc/MessageTrace` (docs/office365-apis.md §2).
  * Rows come newest first; the window is inclusive at both ends (like Graph's
  * `le`), so a collector must drop the shared boundary itself. `$skiptoken` is
  * a row offset; to serve offset K without re-walking K rows, the position

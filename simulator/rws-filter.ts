@@ -1,5 +1,5 @@
 /**
- * The Reporting Web Service's `$filter` for MessageTrace (API.md §2):
+ * The Reporting Web Service's `$filter` for MessageTrace (docs/office365-apis.md §2):
  * `StartDate eq datetime'…' and EndDate eq datetime'…'` (dates with or
  * without `Z`, with or without fractional seconds, always UTC), optionally
  * with `eq` on SenderAddress, RecipientAddress, Status, MessageTraceId,

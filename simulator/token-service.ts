@@ -37,7 +37,7 @@ interface IssuedToken {
 
 /**
  * Resource identifiers (v1 `resource`, v2 scope without `/.default`) and the
- * API each grants. Exchange's resource has one host per cloud (API.md §4);
+ * API each grants. Exchange's resource has one host per cloud (docs/office365-apis.md §4);
  * the well-known app ids are accepted too, as Entra does.
  */
 const resourceAudiences: ReadonlyMap<string, TokenAudience> = new Map([

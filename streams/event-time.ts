@@ -3,7 +3,7 @@
  *
  * The adapter hands rows over with ISO 8601 UTC dates, but the API dialects
  * differ in precision: Graph sends `2025-11-29T14:22:31.109Z`, RWS sends 7
- * fractional digits, with or without a trailing `Z` (UTC either way, API.md
+ * fractional digits, with or without a trailing `Z` (UTC either way, docs/office365-apis.md
  * §2). `Date.parse` would treat a Z-less date as LOCAL time, so the string is
  * parsed here by hand. Precision is kept to the microsecond, truncated (never
  * rounded up, so 10:59:59.9999999 stays inside a window ending at 11:00).

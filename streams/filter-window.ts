@@ -3,7 +3,7 @@
  * window [start, end), unless the input sets `disableTimeFilter`.
  *
  * Why filter at all when the API was asked for the window: Graph's `le` is
- * inclusive (API.md §1), so a record received exactly at the boundary comes
+ * inclusive (docs/office365-apis.md §1), so a record received exactly at the boundary comes
  * back in both adjacent windows, and RWS returns late rows loosely. The
  * half-open check gives every instant exactly one window.
  */

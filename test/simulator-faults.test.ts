@@ -193,7 +193,7 @@ describe('fault injector: response bodies match the target API', () => {
     assert.deepEqual(withoutIds(rws), withoutIds(expiredTokenResponse('rws')));
   });
 
-  it('servicePrincipal: Graph only, with the message of API.md §1', () => {
+  it('servicePrincipal: Graph only, with the message of docs/office365-apis.md §1', () => {
     const response = responseOf(first('servicePrincipal', 'graph'));
     assert.equal(response.status, 401);
     const error = JSON.parse(response.body).error;

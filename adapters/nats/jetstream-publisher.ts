@@ -94,7 +94,7 @@ export function classifyPublishError(error: unknown): PublishFailureKind {
 /**
  * `__fooBar` → `Msgtrace-Foo-Bar`: internal fields travel as headers so
  * consumers can route on them without parsing, and the payload stays the
- * record itself (DESIGN.md "Internal fields").
+ * record itself (README, "The event contract").
  */
 export function headerNameOf(field: string): string {
   let name = headerNames.get(field);

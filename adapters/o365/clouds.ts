@@ -21,7 +21,7 @@ interface CloudHosts {
 }
 
 /**
- * API.md §4. GCC shares the commercial hosts; GCC High and DoD use the `.us`
+ * docs/office365-apis.md §4. GCC shares the commercial hosts; GCC High and DoD use the `.us`
  * sovereign cloud, where Graph offers no message trace. The RWS hosts of
  * GCC High and DoD are unconfirmed by Microsoft's documentation (some
  * tenants use `outlook.office365.us/ecp/...`), which is why every host is

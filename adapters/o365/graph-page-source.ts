@@ -87,7 +87,7 @@ function classifyGraphResponse(response: RawResponse, url: string, now: () => nu
   const message = error.code ? `${error.code}: ${error.message}` : error.message;
   if (status === 401) {
     // The tenant lacks the service principal of Microsoft's message-trace
-    // app: no new token helps; the admin must create it (API.md §1).
+    // app: no new token helps; the admin must create it (docs/office365-apis.md §1).
     if (/Service principal-less Authentication failed/i.test(error.message)) {
       return { status: 'failed', reason: error.message, httpStatus: 401 };
     }
@@ -110,7 +110,7 @@ function classifyGraphResponse(response: RawResponse, url: string, now: () => nu
 }
 
 /**
- * Microsoft Graph `GET /admin/exchange/tracing/messageTraces` (API.md §1).
+ * Microsoft Graph `GET /admin/exchange/tracing/messageTraces` (docs/office365-apis.md §1).
  * Later pages follow the whole `@odata.nextLink` verbatim (its `$skiptoken`
  * is opaque). `Prefer: include-unknown-enum-members` makes v1.0 report the
  * real `recalled` status instead of `unknownFutureValue` — a security team

@@ -1,6 +1,6 @@
 /**
  * Client-side pacing under Microsoft Graph's message-trace quota: 100
- * requests per ROLLING 5 minutes per tenant (API.md §1), shared by every job
+ * requests per ROLLING 5 minutes per tenant (docs/office365-apis.md §1), shared by every job
  * that reads that tenant. Hammering into the quota costs a 429 and a
  * Retry-After per request over it — and Cribl's semantics ignore a
  * Retry-After over 20 s, so an unpaced collector backs off too early and

@@ -171,7 +171,7 @@ function classifyRwsResponse(response: RawResponse, url: string, authorization: 
 }
 
 /**
- * The legacy Reporting Web Service `reporting.svc/MessageTrace` (API.md §2).
+ * The legacy Reporting Web Service `reporting.svc/MessageTrace` (docs/office365-apis.md §2).
  * `Accept: application/json` asks for JSON light; a `$format=json` in the
  * configured URL yields the verbose envelope — both are read.
  */
