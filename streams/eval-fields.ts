@@ -10,6 +10,12 @@
  * failure goes to `onError` (counted per name in the job's delivery result),
  * so a bad expression is visible, never silent. An expression evaluating to
  * `undefined` (or a function) leaves the field unset.
+ *
+ * A job does not evaluate them in its own process: it starts a sandbox child
+ * whose heap is bounded (`adapters/sandbox/`), which runs these same
+ * functions, so an expression that exhausts memory fails its field, not the
+ * collector. Compiling here runs no expression, so a job and `msgtrace
+ * validate` still compile in-process and refuse a bad expression at once.
  */
 import { type MonoTypeOperatorFunction, map } from 'rxjs';
 import { createFieldSandbox, type FieldSandbox } from './field-sandbox.ts';
@@ -39,14 +45,18 @@ export function compileFields(
   return { names: sandbox.names, sandbox };
 }
 
-/** Applies the compiled fields to one event, returning a new event. */
+/**
+ * Applies the compiled fields to one event, returning a new event. Only the
+ * first `runFirst` fields run (all by default; see `FieldSandbox.evaluate`).
+ */
 export function applyFields(
   compiled: CompiledFields,
   event: TraceEvent,
   onError: (error: FieldError) => void,
+  runFirst?: number,
 ): TraceEvent {
   if (compiled.sandbox === null) return event;
-  const outcomes = compiled.sandbox.evaluate(event);
+  const outcomes = compiled.sandbox.evaluate(event, runFirst);
   const next: TraceEvent = { ...event };
   outcomes.forEach((outcome, index) => {
     const name = compiled.names[index] as string;

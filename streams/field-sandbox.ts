@@ -23,13 +23,26 @@
  *   promise callback corrupts Node 20's async-hook stack and ABORTS the
  *   process ("async hook stack has become corrupted"), and a finalizer
  *   would run on the host loop with no timeout at all.
+ * - Compiling runs no expression: each one is compiled with
+ *   `vm.compileFunction`, which parses it as a function BODY on its own, so
+ *   an expression cannot close the function around it and leave code
+ *   outside it (`1) } }); while (true) {} ; (function () { {(1` was run at
+ *   definition by the earlier source-concatenating wrapper). That is what
+ *   lets `msgtrace validate` and a job's start compile in the collector's
+ *   own process.
  * - Every run has a `timeout` (`microtaskMode: 'afterEvaluate'` stays as a
  *   second line). A field that times out is quarantined for the rest of the
  *   job: an expression that loops once loops on every event, and each try
- *   would cost the whole timeout.
+ *   would cost the whole timeout. `stop` quarantines a field from outside
+ *   (the sandbox process host does, for a field that killed the process).
+ * - Memory is NOT bounded here: a vm context shares its process's heap, and
+ *   a V8 out-of-memory aborts the whole process (a worker's
+ *   `resourceLimits` too, on Node 20). A job therefore evaluates its
+ *   expressions in a child process with a bounded heap
+ *   (`adapters/sandbox/`); this in-process form serves that child, the
+ *   operator forms, tests, and compiling.
  * - Cost: one run per event (all fields), ~0.3 ms, dominated by vm's timeout
- *   watchdog; inputs without metadata skip the sandbox entirely. Batching a
- *   page into one run is the next step if that ever matters.
+ *   watchdog; inputs without metadata skip the sandbox entirely.
  * - Intrinsics are deep-frozen before any expression runs, so one event's
  *   expression cannot change what the next event's sees via prototypes.
  *
@@ -51,8 +64,15 @@ export type FieldOutcome =
 
 export interface FieldSandbox {
   readonly names: readonly string[];
-  /** One outcome per field, in field order. Never throws for an expression's fault. */
-  evaluate(event: Readonly<Record<string, unknown>>): FieldOutcome[];
+  /**
+   * One outcome per field, in field order. Never throws for an expression's
+   * fault. Only the first `runFirst` fields run (all by default); the others
+   * come back `undefined`, which the sandbox host uses to find which field
+   * killed its process.
+   */
+  evaluate(event: Readonly<Record<string, unknown>>, runFirst?: number): FieldOutcome[];
+  /** Stops field `index` for the rest of the job: from now on its outcome is an error saying `reason`. */
+  stop(index: number, reason: string): void;
 }
 
 export interface SandboxOptions {
@@ -167,6 +187,21 @@ function isTimeout(error: unknown): boolean {
 }
 
 /**
+ * A compile error comes from the context's realm (so `instanceof
+ * SyntaxError` is false). Read through descriptors, as for timeouts; no
+ * expression has run yet, but nothing here relies on that.
+ */
+function describeCompileError(error: unknown): string {
+  if (typeof error !== 'object' || error === null || types.isProxy(error)) return 'it does not parse';
+  const message = Object.getOwnPropertyDescriptor(error, 'message');
+  const prototype: unknown = Object.getPrototypeOf(error);
+  const name = typeof prototype === 'object' && prototype !== null ? Object.getOwnPropertyDescriptor(prototype, 'name') : undefined;
+  if (message === undefined || !('value' in message) || typeof message.value !== 'string') return 'it does not parse';
+  const kind = name !== undefined && 'value' in name && typeof name.value === 'string' ? name.value : 'SyntaxError';
+  return `${kind}: ${message.value}`;
+}
+
+/**
  * Compiles every expression once, in one fresh context per job. Throws
  * `FieldExpressionError` naming the first field that does not compile.
  */
@@ -181,6 +216,7 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
   const runOptions = { timeout: options.timeoutMs };
   new vm.Script(setupSource(names), { filename: 'msgtrace:field-sandbox' }).runInContext(context);
 
+  const define = global['__msgtraceDefine'] as (index: number, fn: unknown) => void;
   metadata.forEach((field, index) => {
     if (typeof field.name !== 'string' || field.name === '') {
       throw new FieldExpressionError(String(field.name), 'a field needs a non-empty name');
@@ -192,39 +228,43 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
     if (refused) {
       throw new FieldExpressionError(field.name, `"${refused[1]}" is not available: field expressions are synchronous and cannot load modules`);
     }
-    let script: vm.Script;
+    let fn: unknown;
     try {
-      script = new vm.Script(
-        `__msgtraceDefine(${index}, function (__msgtraceScope) { with (__msgtraceScope) { return (\n${field.value}\n); } });`,
-        { filename: `metadata:${field.name}` },
-      );
+      // A function body parsed on its own: a stray `}` is a syntax error, never the end of the wrapper.
+      fn = vm.compileFunction(`with (__msgtraceScope) { return (\n${field.value}\n); }`, ['__msgtraceScope'], {
+        parsingContext: context,
+        filename: `metadata:${field.name}`,
+      });
     } catch (error) {
-      const reason = error instanceof SyntaxError ? `SyntaxError: ${error.message}` : 'it does not parse';
-      throw new FieldExpressionError(field.name, reason);
+      throw new FieldExpressionError(field.name, describeCompileError(error));
     }
-    try {
-      script.runInContext(context, runOptions);
-    } catch (error) {
-      const reason = isTimeout(error) ? 'defining it did not finish in time' : 'defining it failed';
-      throw new FieldExpressionError(field.name, reason);
-    }
+    // `define` is the setup's own function (no expression has run yet); `fn` belongs to the context's realm.
+    define(index, fn);
   });
   // Deep-freezing the intrinsics is msgtrace's own code and takes a few ms.
   new vm.Script('__msgtraceSeal()').runInContext(context, { timeout: Math.max(5_000, options.timeoutMs) });
 
   const runScript = new vm.Script('__msgtraceRun()', { filename: 'msgtrace:field-run' });
-  const quarantined = new Set<number>();
-  const skipList = () => `,${[...quarantined].join(',')},`;
+  /** Fields stopped for the rest of the job, with the error each reports from then on. */
+  const stopped = new Map<number, string>();
+  const skipList = (runFirst: number) => {
+    const skipped = [...stopped.keys()];
+    for (let i = runFirst; i < names.length; i++) skipped.push(i);
+    return `,${skipped.join(',')},`;
+  };
 
   return {
     names,
-    evaluate(event) {
+    stop(index, reason) {
+      if (Number.isInteger(index) && index >= 0 && index < names.length) stopped.set(index, reason);
+    },
+    evaluate(event, runFirst = names.length) {
       const timedOut = new Set<number>();
       global['__msgtraceInput'] = JSON.stringify(event);
       let from = 0;
       for (;;) {
         global['__msgtraceFrom'] = from;
-        global['__msgtraceSkip'] = skipList();
+        global['__msgtraceSkip'] = skipList(runFirst);
         let out: unknown;
         try {
           out = runScript.runInContext(context, runOptions);
@@ -233,25 +273,25 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
           const current = global['__msgtraceCurrent'];
           if (isTimeout(error) && typeof current === 'number' && Number.isInteger(current) && current >= from && current < names.length) {
             timedOut.add(current);
-            quarantined.add(current);
+            stopped.set(current, 'skipped: timed out on an earlier event of this job');
             from = current + 1;
             continue;
           }
           if (isTimeout(error) && current === -1) {
             // Every field returned, then a promise callback looped: which
             // expression queued it is unknowable, so all are stopped, loudly.
-            names.forEach((_, i) => quarantined.add(i));
-            return names.map((): FieldOutcome => ({
-              kind: 'error',
-              message: `a promise callback started by a field expression did not finish within ${options.timeoutMs} ms; all fields stopped for this job`,
-            }));
+            const message = `a promise callback started by a field expression did not finish within ${options.timeoutMs} ms; all fields stopped for this job`;
+            names.forEach((_, i) => stopped.set(i, message));
+            return names.map((): FieldOutcome => ({ kind: 'error', message }));
           }
           return names.map((): FieldOutcome => ({ kind: 'error', message: 'the expression sandbox failed; field not evaluated' }));
         }
         const results: unknown = typeof out === 'string' ? JSON.parse(out) : [];
         return names.map((_, i): FieldOutcome => {
           if (timedOut.has(i)) return { kind: 'error', message: `did not finish within ${options.timeoutMs} ms` };
-          if (quarantined.has(i)) return { kind: 'error', message: `skipped: timed out on an earlier event of this job` };
+          const stoppedBecause = stopped.get(i);
+          if (stoppedBecause !== undefined) return { kind: 'error', message: stoppedBecause };
+          if (i >= runFirst) return { kind: 'undefined' };
           const entry = Array.isArray(results) ? (results[i] as unknown) : undefined;
           if (!Array.isArray(entry)) return { kind: 'error', message: 'the expression sandbox failed; field not evaluated' };
           if (entry[0] === 'v') return { kind: 'value', value: JSON.parse(String(entry[1])) };

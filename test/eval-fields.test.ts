@@ -123,6 +123,38 @@ describe('field expression sandbox', () => {
     assert.throws(() => compileFields([{ name: 'fs2', value: 'import /* x */ ("node:fs")' }]), FieldExpressionError);
   });
 
+  it('runs no expression at compile time: an expression cannot close its wrapper and leave code outside it', () => {
+    // With a source-concatenating wrapper these ran while compiling: a loop until the timeout, or an allocation that kills the process.
+    for (const breakout of [
+      '1) } }); while (true) {} ; (function () { {(1',
+      '1) } }); new Array(2**30).fill(0); (function () { {(1',
+      "1)}}); globalThis.leaked = 'yes'; (function(){{(1",
+    ]) {
+      const started = performance.now();
+      assert.throws(() => compileFields([{ name: 'escape', value: breakout }]), (error: unknown) => {
+        assert.ok(error instanceof FieldExpressionError);
+        assert.match(error.message, /"escape".*SyntaxError/);
+        return true;
+      });
+      assert.ok(performance.now() - started < 50, 'refused while parsing, nothing ran');
+    }
+    assert.equal(evaluateOne('typeof leaked').value, 'undefined');
+  });
+
+  it('stops a field from outside for the rest of the job, and runs only the first fields when asked', () => {
+    const compiled = compileFields([
+      { name: 'a', value: "'A'" },
+      { name: 'b', value: "a + 'B'" },
+      { name: 'c', value: "'C'" },
+    ]);
+    const errors: FieldError[] = [];
+    assert.deepEqual(applyFields(compiled, event, (e) => errors.push(e), 1), { ...event, a: 'A' }, 'only the first field ran');
+    compiled.sandbox!.stop(1, 'stopped: it killed the sandbox');
+    const out = applyFields(compiled, event, (e) => errors.push(e));
+    assert.deepEqual(out, { ...event, a: 'A', c: 'C' });
+    assert.deepEqual(errors, [{ name: 'b', message: 'stopped: it killed the sandbox' }]);
+  });
+
   it('keeps one event’s expression from changing what the next sees (frozen intrinsics)', () => {
     const compiled = compileFields([
       { name: 'poison', value: "(Object.prototype.polluted = 'yes', Array.prototype.map = null, 1)" },
