@@ -119,13 +119,17 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     {
       maxInFlight: deps.maxInFlight,
       pipeline,
-      onFieldError: (error) =>
-        run.onEmitted?.({
-          type: 'job.warning',
-          jobId: run.jobId,
-          inputId: input.id,
-          message: `field ${error.name} failed on page ${error.page}: ${error.message}`,
-        }),
+      // One warning per failing field (or pipeline function) per page, not one per event.
+      onFieldErrors: (report) => {
+        for (const error of report.errors) {
+          run.onEmitted?.({
+            type: 'job.warning',
+            jobId: run.jobId,
+            inputId: input.id,
+            message: `${error.kind} ${error.name} failed on ${error.count} of ${report.events} events of page ${report.page}: ${error.firstMessage}`,
+          });
+        }
+      },
     },
   );
 

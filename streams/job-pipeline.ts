@@ -20,21 +20,38 @@
  * than merged into a copy of it — `withInternalFields` (the operator form's
  * function) is the merge they stand for. The operators stay the public,
  * marble-tested form of each stage; the pipeline runs the same functions.
+ *
+ * An input with metadata fields or a pipeline takes another road: its
+ * expressions run in the job's sandbox process (`ExpressionSandbox`), where
+ * memory is bounded, so the page's in-window events go there as one batch
+ * (a round trip per event would cost more than the expressions) and come
+ * back evaluated before any is published; failures come back counted per
+ * stage, one warning per failing field per page instead of one per event.
+ * Inputs without either keep the road above: no batch, no copy, no process.
  */
-import { from, lastValueFrom, reduce } from 'rxjs';
+import { type Observable, from, lastValueFrom, reduce } from 'rxjs';
 import type { DeliveryResult } from '../machines/collect-job.types.ts';
 import { breakRowInPlace, rowTime } from './break-events.ts';
 import { deadLetterSubjectOf } from './dead-letter.ts';
-import { type CompiledFields, type FieldError, applyFields } from './eval-fields.ts';
+import type { CompiledFields } from './eval-fields.ts';
 import type { EventPublisher } from './event-publisher.types.ts';
+import type { ExpressionSandbox, StageErrorCount } from './expression-sandbox.types.ts';
 import { isInWindow } from './filter-window.ts';
 import { pageInternalFields } from './internal-fields.ts';
-import { type CompiledPipeline, applyPipeline } from './pipeline.ts';
+import { type CompiledPipeline, createExpressionStages, evaluateEvents, rowNotProcessed } from './pipeline.ts';
 import { type PreparedEvent, publishEach } from './publish-with.ts';
 import type { JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
 
 /** Default bound on unacknowledged publishes. */
 export const defaultMaxInFlight = 128;
+
+/** One page's expression failures: each failing stage once, with how many of the page's events it failed on. */
+export interface PageFieldErrors {
+  readonly page: number;
+  /** Events the page's expressions ran on (the rows the time filter kept). */
+  readonly events: number;
+  readonly errors: readonly StageErrorCount[];
+}
 
 export interface PipelineOptions {
   /** Bound on unacknowledged publishes (default 128). */
@@ -49,8 +66,16 @@ export interface PipelineOptions {
    * window's last event, no event of that window gets it.
    */
   readonly pipeline?: CompiledPipeline;
-  /** Each failed field (or pipeline) expression, as it happens (for the job log). */
-  readonly onFieldError?: (error: FieldError & { readonly page: number }) => void;
+  /**
+   * Where the page's fields and pipeline run: a job passes its sandbox
+   * process, started from the same metadata and pipeline. Without it they
+   * run in this process from `compiled` and `pipeline` — for tests and
+   * tools; in this process an expression that exhausts memory takes the
+   * process with it.
+   */
+  readonly expressions?: ExpressionSandbox;
+  /** A page's expression failures, once per page in which any failed (for the job log). */
+  readonly onFieldErrors?: (report: PageFieldErrors) => void;
 }
 
 /**
@@ -65,6 +90,13 @@ export function finalRowIndex(rows: PageOfRows['rows'], ctx: Pick<JobStreamConte
   return -1;
 }
 
+/** The in-process form of the sandbox port, over stages compiled here; null when there is nothing to evaluate. */
+function inProcessExpressions(compiled: CompiledFields, pipeline: CompiledPipeline | undefined): ExpressionSandbox | null {
+  const stages = createExpressionStages(compiled, pipeline);
+  if (stages === null) return null;
+  return { evaluatePage: async (events) => evaluateEvents(stages, events), close: async () => {} };
+}
+
 export function deliverPageThroughPipeline(
   ctx: JobStreamContext,
   compiled: CompiledFields,
@@ -73,13 +105,30 @@ export function deliverPageThroughPipeline(
 ): (page: PageOfRows) => Promise<DeliveryResult> {
   const maxInFlight = options.maxInFlight ?? defaultMaxInFlight;
   const breakOptions = { window: ctx.window, maxEventBytes: ctx.maxEventBytes };
-  return async (page) => {
+  const expressions = options.expressions ?? inProcessExpressions(compiled, options.pipeline);
+  const target = { subject: ctx.subject, inputId: ctx.inputId, deadLetterSubject: deadLetterSubjectOf(ctx.inputId) };
+
+  /** Publishes what `prepare` makes of each input, counting the acks in one accumulator per page. */
+  const publishAll = <T>(inputs: Observable<T>, prepare: (input: T, index: number) => PreparedEvent | null) =>
+    lastValueFrom(
+      inputs.pipe(
+        publishEach(prepare, publisher, maxInFlight, target),
+        reduce(
+          (totals, published) => {
+            if (published.deadLettered) totals.deadLettered += 1;
+            else if (published.duplicate) totals.duplicates += 1;
+            else totals.published += 1;
+            if (published.event.__isBroken === true) totals.broken += 1;
+            return totals;
+          },
+          { published: 0, duplicates: 0, broken: 0, deadLettered: 0 },
+        ),
+      ),
+    );
+
+  /** No expressions: each row becomes its event only when its publish slot frees (see top). */
+  const deliverRows = async (page: PageOfRows): Promise<DeliveryResult> => {
     let filtered = 0;
-    const fieldErrors = new Map<string, number>();
-    const onFieldError = (error: FieldError) => {
-      fieldErrors.set(error.name, (fieldErrors.get(error.name) ?? 0) + 1);
-      options.onFieldError?.({ ...error, page: page.page });
-    };
     const fields = pageInternalFields(ctx, page);
     // Two shared objects per page: the internal fields travel beside each event, never copied into it.
     const notFinal = { page: fields, final: false };
@@ -93,35 +142,53 @@ export function deliverPageThroughPipeline(
           filtered += 1;
           return null;
         }
-        const withFields = applyFields(compiled, event, onFieldError);
-        const processed = options.pipeline ? applyPipeline(options.pipeline, withFields, onFieldError) : withFields;
-        if (processed === null) {
-          filtered += 1;
-          return null;
-        }
-        return { event: processed, added };
+        return { event, added };
       } catch (error) {
         // A stage threw on this row (e.g. JSON nested deeper than the serialiser's stack): the row goes to the dead letters as it is.
-        return { event: row as TraceEvent, added, unpublishable: `the row could not be processed: ${(error as Error)?.message ?? String(error)}` };
+        return { event: row as TraceEvent, added, unpublishable: rowNotProcessed(error) };
       }
     };
-    const target = { subject: ctx.subject, inputId: ctx.inputId, deadLetterSubject: deadLetterSubjectOf(ctx.inputId) };
-    const acked = await lastValueFrom(
-      from(page.rows).pipe(
-        publishEach(toEvent, publisher, maxInFlight, target),
-        reduce(
-          (totals, published) => {
-            // One accumulator per page, counted in place.
-            if (published.deadLettered) totals.deadLettered += 1;
-            else if (published.duplicate) totals.duplicates += 1;
-            else totals.published += 1;
-            if (published.event.__isBroken === true) totals.broken += 1;
-            return totals;
-          },
-          { published: 0, duplicates: 0, broken: 0, deadLettered: 0 },
-        ),
-      ),
-    );
-    return { ...acked, filtered, fieldErrors: Object.fromEntries(fieldErrors) };
+    const acked = await publishAll(from(page.rows), toEvent);
+    return { ...acked, filtered, fieldErrors: {} };
   };
+
+  /** Expressions: break and filter every row, evaluate the page's events as one batch, then publish the results in row order. */
+  const deliverEvaluated = async (page: PageOfRows, sandbox: ExpressionSandbox): Promise<DeliveryResult> => {
+    let filtered = 0;
+    const fields = pageInternalFields(ctx, page);
+    const notFinal = { page: fields, final: false };
+    const final = { page: fields, final: true };
+    const finalIndex = page.isLast ? finalRowIndex(page.rows, ctx) : -1;
+    const addedFor = (index: number) => (index === finalIndex ? final : notFinal);
+    const prepared: Array<PreparedEvent | null> = new Array<PreparedEvent | null>(page.rows.length).fill(null);
+    const events: TraceEvent[] = [];
+    const rowOfEvent: number[] = [];
+    page.rows.forEach((row, index) => {
+      try {
+        const event = breakRowInPlace(row as Record<string, unknown>, breakOptions);
+        if (!ctx.disableTimeFilter && !isInWindow(event, ctx.window)) {
+          filtered += 1;
+          return;
+        }
+        events.push(event);
+        rowOfEvent.push(index);
+      } catch (error) {
+        prepared[index] = { event: row as TraceEvent, added: addedFor(index), unpublishable: rowNotProcessed(error) };
+      }
+    });
+    const evaluated = await sandbox.evaluatePage(events);
+    evaluated.results.forEach((result, k) => {
+      const index = rowOfEvent[k]!;
+      if (result.kind === 'dropped') filtered += 1;
+      else if (result.kind === 'unprocessable') prepared[index] = { event: events[k]!, added: addedFor(index), unpublishable: result.reason };
+      else prepared[index] = { event: result.event, added: addedFor(index) };
+    });
+    const fieldErrors: Record<string, number> = {};
+    for (const error of evaluated.errors) fieldErrors[error.name] = (fieldErrors[error.name] ?? 0) + error.count;
+    if (evaluated.errors.length > 0) options.onFieldErrors?.({ page: page.page, events: events.length, errors: evaluated.errors });
+    const acked = await publishAll(from(prepared), (entry) => entry);
+    return { ...acked, filtered, fieldErrors };
+  };
+
+  return (page) => (expressions === null ? deliverRows(page) : deliverEvaluated(page, expressions));
 }

@@ -31,10 +31,17 @@
  * out is reported as `onError({ name: '<pipelineId>.<function index>' })`
  * (0-based index in `functions`) and the event passes THAT function unchanged
  * (a failing filter means the function is not applied).
+ *
+ * A job's metadata fields and pipeline form its expression stages
+ * (`createExpressionStages`, below): fields first, in order, then the
+ * pipeline's functions. A job runs them in its sandbox child
+ * (`adapters/sandbox/`), a page at a time (`evaluateEvents`); a stage that
+ * kills that process is stopped for the rest of the job by its host.
  */
 import type { PipelineConfig, PipelineFunctionConfig } from '../config/schema.ts';
 import { z } from 'zod';
-import { defaultFieldTimeoutMs, type FieldError } from './eval-fields.ts';
+import { applyFields, type CompiledFields, defaultFieldTimeoutMs, type FieldError } from './eval-fields.ts';
+import type { EvaluatedEvent, EvaluatedPage, ExpressionStage, StageError, StageErrorCount } from './expression-sandbox.types.ts';
 import { FieldExpressionError } from './field-expression-error.ts';
 import { createFieldSandbox, type FieldOutcome, type FieldSandbox } from './field-sandbox.ts';
 import { PipelineError } from './pipeline-error.ts';
@@ -221,17 +228,33 @@ function runAction(action: Action, event: TraceEvent): ActionResult {
   return { kind: 'event', event: next };
 }
 
+/** Which of a pipeline's functions run: the first `runFirst`, minus those stopped (each with the error it reports instead). */
+export interface PipelineControl {
+  readonly runFirst?: number;
+  readonly stopped?: ReadonlyMap<number, string>;
+}
+
 /**
  * Runs the compiled pipeline over one event: the resulting event, or `null`
  * when a `drop` applied. Never throws for an expression's fault (see top).
+ * A stopped function reports its reason and passes the event unchanged, as
+ * a failing one does.
  */
 export function applyPipeline(
   compiled: CompiledPipeline,
   event: TraceEvent,
   onError: (error: FieldError) => void,
+  control: PipelineControl = {},
 ): TraceEvent | null {
   let current = event;
-  for (const fn of compiled.functions) {
+  const runFirst = control.runFirst ?? compiled.functions.length;
+  for (let index = 0; index < compiled.functions.length && index < runFirst; index++) {
+    const fn = compiled.functions[index]!;
+    const stoppedBecause = control.stopped?.get(index);
+    if (stoppedBecause !== undefined) {
+      onError({ name: fn.name, message: stoppedBecause });
+      continue;
+    }
     if (fn.filter !== null) {
       const [outcome] = fn.filter.evaluate(current);
       if (outcome?.kind === 'error') {
@@ -247,4 +270,86 @@ export function applyPipeline(
     if (fn.final) break;
   }
   return current;
+}
+
+/**
+ * A job's expressions as one ordered list of stages: its metadata fields,
+ * then its pipeline's (enabled) functions. Each stage can be stopped for the
+ * rest of the job, and a run can be limited to the first k stages — how the
+ * sandbox host finds the stage that killed its process.
+ */
+export interface ExpressionStages {
+  readonly stages: readonly ExpressionStage[];
+  /**
+   * The most expression runs one event can take, each bounded by the
+   * per-run time limit: a field or function that times out is re-run from
+   * the next one. Bounds how long one event may legitimately take.
+   */
+  readonly runsPerEvent: number;
+  /** Fields, then pipeline, over one event: the new event, or null when dropped. Only the first `runFirst` stages run. */
+  apply(event: TraceEvent, onError: (error: StageError) => void, runFirst?: number): TraceEvent | null;
+  /** Stops stage `index` for the rest of the job: it reports `reason` on every later event and changes nothing. */
+  stop(index: number, reason: string): void;
+}
+
+/** The job's stages; null when the input has neither metadata nor a pipeline (nothing to run, nothing to start). */
+export function createExpressionStages(fields: CompiledFields, pipeline?: CompiledPipeline): ExpressionStages | null {
+  const functions = pipeline?.functions ?? [];
+  if (fields.sandbox === null && functions.length === 0) return null;
+  const fieldCount = fields.names.length;
+  const stages: ExpressionStage[] = [
+    ...fields.names.map((name) => ({ name, kind: 'field' as const })),
+    ...functions.map((fn) => ({ name: fn.name, kind: 'pipeline function' as const })),
+  ];
+  const runsOf = (fn: CompiledFunction) =>
+    (fn.filter === null ? 0 : 1) +
+    (fn.action.kind === 'eval' ? (fn.action.add?.names.length ?? 0) : fn.action.kind === 'mask' ? fn.action.replacements.names.length : 0);
+  const stoppedFunctions = new Map<number, string>();
+  return {
+    stages,
+    runsPerEvent: fieldCount + functions.reduce((runs, fn) => runs + runsOf(fn), 0),
+    apply(event, onError, runFirst = stages.length) {
+      const withFields = applyFields(fields, event, (error) => onError({ ...error, kind: 'field' }), Math.min(runFirst, fieldCount));
+      if (pipeline === undefined || runFirst <= fieldCount) return withFields;
+      return applyPipeline(pipeline, withFields, (error) => onError({ ...error, kind: 'pipeline function' }), {
+        runFirst: runFirst - fieldCount,
+        stopped: stoppedFunctions,
+      });
+    },
+    stop(index, reason) {
+      if (index < fieldCount) fields.sandbox?.stop(index, reason);
+      else if (index < stages.length) stoppedFunctions.set(index - fieldCount, reason);
+    },
+  };
+}
+
+/** Why a row went to the dead letters when msgtrace's own code threw on it. */
+export function rowNotProcessed(error: unknown): string {
+  return `the row could not be processed: ${(error as Error)?.message ?? String(error)}`;
+}
+
+/**
+ * The stages over a batch of events (a page), with each stage's failures
+ * counted once per batch instead of reported per event. An event msgtrace's
+ * own code throws on (not an expression: those never throw) is
+ * `unprocessable`, and the batch goes on.
+ */
+export function evaluateEvents(stages: ExpressionStages, events: readonly TraceEvent[], runFirst?: number): EvaluatedPage {
+  const counts = new Map<string, { name: string; kind: StageError['kind']; count: number; firstMessage: string }>();
+  const onError = (error: StageError) => {
+    const key = `${error.kind}:${error.name}`;
+    const seen = counts.get(key);
+    if (seen === undefined) counts.set(key, { name: error.name, kind: error.kind, count: 1, firstMessage: error.message });
+    else seen.count += 1;
+  };
+  const results = events.map((event): EvaluatedEvent => {
+    try {
+      const processed = stages.apply(event, onError, runFirst);
+      return processed === null ? { kind: 'dropped' } : { kind: 'event', event: processed };
+    } catch (error) {
+      return { kind: 'unprocessable', reason: rowNotProcessed(error) };
+    }
+  });
+  const errors: StageErrorCount[] = [...counts.values()];
+  return { results, errors };
 }

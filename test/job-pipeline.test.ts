@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { compileFields } from '../streams/eval-fields.ts';
-import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
+import type { AddedInternalFields } from '../streams/event-publisher.types.ts';
+import { deliverPageThroughPipeline, type PageFieldErrors } from '../streams/job-pipeline.ts';
 import { publishEach, publishWith } from '../streams/publish-with.ts';
 import { recordKey } from '../streams/record-key.ts';
 import type { PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
@@ -151,6 +152,38 @@ describe('deliverPageThroughPipeline', () => {
     // A status change is a new fact.
     const changed = await deliver(page([row(1, 1, 'failed')]));
     assert.equal(changed.published, 1);
+  });
+
+  it('reports field errors once per failing field per page, with exact counts and the first message', async () => {
+    const publisher = createMemoryPublisher();
+    const reports: PageFieldErrors[] = [];
+    const compiled = compileFields([
+      { name: 'odd', value: "Number(id.slice(-1)) % 2 === 1 ? missing.x : 'even'" },
+      { name: 'fine', value: '1' },
+    ]);
+    const deliver = deliverPageThroughPipeline(ctx, compiled, publisher, { onFieldErrors: (report) => reports.push(report) });
+    const first = await deliver(page([row(1), row(2), row(3), row(4), row(5), { ...row(6), receivedDateTime: '2026-11-20T12:00:00Z' }], 3));
+    assert.deepEqual(first.fieldErrors, { odd: 3 });
+    assert.equal(first.filtered, 1);
+    await deliver(page([row(7), row(8)], 4));
+    assert.deepEqual(reports, [
+      { page: 3, events: 5, errors: [{ name: 'odd', kind: 'field', count: 3, firstMessage: "TypeError: Cannot read properties of undefined (reading 'x')" }] },
+      { page: 4, events: 2, errors: [{ name: 'odd', kind: 'field', count: 1, firstMessage: "TypeError: Cannot read properties of undefined (reading 'x')" }] },
+    ]);
+    assert.deepEqual(
+      publisher.stored.map((m) => m.payload['odd'] ?? null),
+      [null, 'even', null, 'even', null, null, 'even'],
+    );
+  });
+
+  it('publishes the page’s own rows, uncopied, for an input without metadata or pipeline', async () => {
+    const published: TraceEvent[] = [];
+    const memory = createMemoryPublisher();
+    const publisher = { ...memory, publish: (subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields) => (published.push(event), memory.publish(subject, event, msgId, added)) };
+    const rows = [row(1), row(2)];
+    await deliverPageThroughPipeline(ctx, compileFields([]), publisher)(page(rows));
+    assert.equal(published[0], rows[0]);
+    assert.equal(published[1], rows[1]);
   });
 
   it('publishes payload without internal fields, internal fields beside it, msgId = record key', async () => {

@@ -6,7 +6,7 @@ import type { FieldError } from '../streams/eval-fields.ts';
 import { compileFields } from '../streams/eval-fields.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
 import { PipelineError } from '../streams/pipeline-error.ts';
-import { applyPipeline, compilePipeline, compilePipelineById } from '../streams/pipeline.ts';
+import { applyPipeline, compilePipeline, compilePipelineById, createExpressionStages, evaluateEvents } from '../streams/pipeline.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
 import { testStreamContext, testWindow } from './support/stream-context.ts';
@@ -173,6 +173,59 @@ describe('pipelines', () => {
     assert.equal(compilePipelineById('scrub', [pipeline([])]).id, 'scrub');
   });
 
+  it('runs only the first functions when asked, and a stopped function reports why and passes the event unchanged', () => {
+    const compiled = compilePipeline(
+      pipeline([
+        { id: 'eval', conf: { add: [{ name: 'one', value: '1' }] } },
+        { id: 'eval', final: true, conf: { add: [{ name: 'two', value: '2' }] } },
+        { id: 'eval', conf: { add: [{ name: 'three', value: '3' }] } },
+      ]),
+    );
+    const errors: FieldError[] = [];
+    assert.deepEqual(applyPipeline(compiled, event, (e) => errors.push(e), { runFirst: 1 }), { ...event, one: 1 });
+    const stopped = new Map([[1, 'stopped: it killed the sandbox']]);
+    assert.deepEqual(applyPipeline(compiled, event, (e) => errors.push(e), { stopped }), { ...event, one: 1, three: 3 }, 'a stopped `final` function is not applied, so not final');
+    assert.deepEqual(errors, [{ name: 'scrub.1', message: 'stopped: it killed the sandbox' }]);
+  });
+
+  it('expression stages: fields then functions, one count per stage per batch, each stage stoppable', () => {
+    const stages = createExpressionStages(
+      compileFields([
+        { name: 'env', value: "'prod'" },
+        { name: 'bad', value: "status === 'Failed' ? missing.x : 1" },
+      ]),
+      compilePipeline(pipeline([{ id: 'drop', filter: "status === 'Pending'" }, { id: 'eval', conf: { add: [{ name: 'late', value: 'env' }] } }])),
+    );
+    assert.ok(stages);
+    assert.deepEqual(stages.stages, [
+      { name: 'env', kind: 'field' },
+      { name: 'bad', kind: 'field' },
+      { name: 'scrub.0', kind: 'pipeline function' },
+      { name: 'scrub.1', kind: 'pipeline function' },
+    ]);
+    assert.equal(stages.runsPerEvent, 2 + 1 + 1);
+    const events = ['Failed', 'Delivered', 'Failed', 'Pending'].map((status) => ({ ...event, status }));
+    const page = evaluateEvents(stages, events);
+    assert.deepEqual(
+      page.results.map((result) => (result.kind === 'event' ? [result.event['env'], result.event['bad'], result.event['late']] : result.kind)),
+      [['prod', undefined, 'prod'], ['prod', 1, 'prod'], ['prod', undefined, 'prod'], 'dropped'],
+    );
+    assert.deepEqual(page.errors, [{ name: 'bad', kind: 'field', count: 2, firstMessage: "TypeError: Cannot read properties of undefined (reading 'x')" }]);
+
+    stages.stop(3, 'stopped: it killed the sandbox');
+    stages.stop(0, 'stopped too');
+    const after = evaluateEvents(stages, [{ ...event, status: 'Delivered' }]);
+    assert.deepEqual(after.results, [{ kind: 'event', event: { ...event, status: 'Delivered', bad: 1 } }]);
+    assert.deepEqual(
+      after.errors.map((error) => [error.kind, error.name, error.count]),
+      [
+        ['field', 'env'],
+        ['pipeline function', 'scrub.1'],
+      ].map(([kind, name]) => [kind, name, 1]),
+    );
+    assert.equal(createExpressionStages(compileFields([])), null, 'no metadata, no pipeline: nothing to run');
+  });
+
   it('end to end: deliverPageThroughPipeline drops (counted as filtered), masks and counts pipeline errors', async () => {
     const window = testWindow;
     const ctx = testStreamContext();
@@ -194,11 +247,11 @@ describe('pipelines', () => {
           { id: 'eval', conf: { add: [{ name: 'seenEnv', value: 'env' }, { name: 'hour', value: 'new Date(_time * 1000).getUTCHours()' }] } },
         ]),
       ),
-      onFieldError: (error) => reported.push(`${error.name}@${error.page}`),
+      onFieldErrors: (report) => reported.push(...report.errors.map((error) => `${error.name}@${report.page}: ${error.count} of ${report.events}`)),
     });
     const result = await deliver({ rows, page: 1, isLast: true });
-    assert.deepEqual(result, { published: 3, duplicates: 0, broken: 0, filtered: 1, fieldErrors: { 'scrub.1': 1 } });
-    assert.deepEqual(reported, ['scrub.1@1']);
+    assert.deepEqual(result, { published: 3, duplicates: 0, broken: 0, deadLettered: 0, filtered: 1, fieldErrors: { 'scrub.1': 1 } });
+    assert.deepEqual(reported, ['scrub.1@1: 1 of 4'], 'one report per failing function per page');
     const stored = [...publisher.stored].sort((a, b) => String(a.payload['id']).localeCompare(String(b.payload['id'])));
     assert.deepEqual(
       stored.map((m) => [m.payload['status'], m.payload['subject'], m.payload['seenEnv'], m.payload['hour']]),
