@@ -5,6 +5,7 @@ import { createPageSource } from '../adapters/o365/page-source.ts';
 import { prefetchNextPage } from '../adapters/o365/prefetching-page-source.ts';
 import { requestBudgetForInput, type RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
 import { createTokenSource } from '../adapters/o365/token-source.ts';
+import { startExpressionSandboxProcess } from '../adapters/sandbox/expression-sandbox-process.ts';
 import type { InputConfig, PipelineConfig, SecretConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/time-expr.ts';
 import {
@@ -100,9 +101,16 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
         return result;
       }),
   };
-  // Compiled before the first request, so a broken expression fails the job at once.
+  // Compiled before the first request, so a broken expression fails the job at once (compiling runs no
+  // expression). They are evaluated in the job's sandbox process, whose heap is bounded; an input with
+  // neither metadata nor a pipeline starts none. The job's end (any final state) stops it.
   const compiled = compileFields(input.metadata);
   const pipeline = input.pipeline === undefined ? undefined : compilePipelineById(input.pipeline, deps.pipelines ?? []);
+  const expressions = startExpressionSandboxProcess({
+    metadata: input.metadata,
+    pipeline: pipeline === undefined ? undefined : deps.pipelines?.find((candidate) => candidate.id === input.pipeline),
+  });
+  if (expressions !== null) jobEnded.signal.addEventListener('abort', () => void expressions.close(), { once: true });
   const deliver = deliverPageThroughPipeline(
     {
       inputId: input.id,
@@ -119,6 +127,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     {
       maxInFlight: deps.maxInFlight,
       pipeline,
+      expressions: expressions ?? undefined,
       // One warning per failing field (or pipeline function) per page, not one per event.
       onFieldErrors: (report) => {
         for (const error of report.errors) {
