@@ -55,11 +55,11 @@ export function collectCommand(): Command {
       process.once('SIGTERM', onSignal);
       try {
         const jsm = await jetstreamManager(nc);
-        await ensureEventsStream(jsm, config.nats.eventsStream);
-        await ensureDeadLetterStream(jsm);
+        await ensureEventsStream(jsm, { ...config.nats.eventsStream, replicas: config.nats.replicas });
+        await ensureDeadLetterStream(jsm, { replicas: config.nats.replicas });
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
         // The tenant's budget in NATS: a collect beside a running `msgtrace run` shares its quota.
-        const requestBudgets = createSharedRequestBudgetRegistry({ kv: await openRequestBudgetBucket(nc), now: Date.now, onUnavailable: (error) => progress.warning(`shared request budget unavailable; pacing this process alone: ${(error as Error).message}`) });
+        const requestBudgets = createSharedRequestBudgetRegistry({ kv: await openRequestBudgetBucket(nc, { replicas: config.nats.replicas }), now: Date.now, onUnavailable: (error) => progress.warning(`shared request budget unavailable; pacing this process alone: ${(error as Error).message}`) });
         const summary = await runCollectJob(
           { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createJetStreamPublisher(jetstream(nc), { maxPayloadBytes: () => nc.info?.max_payload }) },
           {

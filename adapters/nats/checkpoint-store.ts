@@ -39,6 +39,8 @@ export interface CheckpointStore {
 export interface CheckpointStoreOptions {
   /** Bind to an existing bucket instead of creating it (readers such as `msgtrace jobs`). */
   readonly readOnly?: boolean;
+  /** Replicas when the bucket is created (`nats.replicas`); default 1. An existing bucket keeps its own. */
+  readonly replicas?: number;
 }
 
 function isStreamNotFound(error: unknown): boolean {
@@ -72,7 +74,12 @@ export async function createCheckpointStore(conn: NatsConnection | Kvm, options:
   try {
     kv = options.readOnly
       ? await kvm.open(checkpointBucket)
-      : await kvm.create(checkpointBucket, { history: 5, storage: StorageType.File, description: 'msgtrace checkpoints (per input)' });
+      : await kvm.create(checkpointBucket, {
+          history: 5,
+          storage: StorageType.File,
+          replicas: options.replicas ?? 1,
+          description: 'msgtrace checkpoints (per input)',
+        });
   } catch (cause) {
     throw new NatsError(`cannot open the KV bucket ${checkpointBucket}: ${(cause as Error).message}`, { cause });
   }

@@ -15,9 +15,10 @@ export const defaultDeadLetterStream = {
   maxAgeMs: 30 * 24 * 60 * 60 * 1000,
 } as const;
 
-/** Creates the dead-letter stream when absent (an existing one is left as configured). */
-export async function ensureDeadLetterStream(jsm: JetStreamManager): Promise<{ created: boolean; info: StreamInfo }> {
+/** Creates the dead-letter stream when absent, with `replicas` copies (default 1); an existing one is left as configured. */
+export async function ensureDeadLetterStream(jsm: JetStreamManager, options: { readonly replicas?: number } = {}): Promise<{ created: boolean; info: StreamInfo }> {
   return ensureEventsStream(jsm, {
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     name: defaultDeadLetterStream.name,
     subjects: defaultDeadLetterStream.subjects,
     maxAgeMs: defaultDeadLetterStream.maxAgeMs,

@@ -11,6 +11,8 @@ export interface EventsStreamOptions {
   readonly maxAgeMs?: number;
   /** What the stream is for, in the server's stream info. */
   readonly description?: string;
+  /** Replicas when the stream is created (`nats.replicas`: 3 on a 3-server cluster); default 1. */
+  readonly replicas?: number;
 }
 
 export const defaultEventsStream = {
@@ -47,7 +49,8 @@ export function subjectCovers(pattern: string, subject: string): boolean {
 
 /**
  * Creates the events stream when absent (file storage: events must survive
- * a server restart; the dedupe window as above). An existing stream is left
+ * a server restart; the dedupe window as above; `replicas` copies, so on a
+ * cluster the stream outlives a server). An existing stream is left
  * as its operator configured it — retention, limits, replicas — except that
  * configured subjects it does not capture are added, because a publish to an
  * uncaptured subject would fail every job.
@@ -71,6 +74,7 @@ export async function ensureEventsStream(jsm: JetStreamManager, opts: EventsStre
         subjects,
         storage: StorageType.File,
         duplicate_window: nanos(duplicateWindowMs),
+        num_replicas: opts.replicas ?? 1,
         ...(opts.maxAgeMs !== undefined ? { max_age: nanos(opts.maxAgeMs) } : {}),
         ...(opts.description !== undefined ? { description: opts.description } : {}),
       });

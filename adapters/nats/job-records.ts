@@ -66,6 +66,8 @@ export interface JobRecordStoreOptions {
   readonly ttlMs?: number;
   /** Bind to an existing bucket, never create or reconfigure it (readers, the viewer user). */
   readonly readOnly?: boolean;
+  /** Replicas when the bucket is created (`nats.replicas`); default 1. An existing bucket keeps its own. */
+  readonly replicas?: number;
 }
 
 function isStreamNotFound(error: unknown): boolean {
@@ -106,6 +108,7 @@ export async function createJobRecordStore(nc: NatsConnection, options: JobRecor
         history: 1,
         ttl: ttlMs,
         storage: StorageType.File,
+        replicas: options.replicas ?? 1,
         description: 'msgtrace job records (one per job)',
       });
       const jsm = await jetstreamManager(nc);

@@ -192,12 +192,17 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
   };
 }
 
-/** Opens (creating when absent) the budget bucket: file storage, one value per key, a day of retention. */
-export async function openRequestBudgetBucket(nc: NatsConnection): Promise<KV> {
+/**
+ * Opens (creating when absent) the budget bucket: file storage, one value per
+ * key, a day of retention, `replicas` copies (`nats.replicas`; default 1; an
+ * existing bucket keeps its own).
+ */
+export async function openRequestBudgetBucket(nc: NatsConnection, options: { readonly replicas?: number } = {}): Promise<KV> {
   try {
     return await new Kvm(nc).create(requestBudgetBucket, {
       history: 1,
       storage: StorageType.File,
+      replicas: options.replicas ?? 1,
       ttl: 24 * 60 * 60 * 1000,
       description: 'msgtrace request budgets (one sliding log per tenant and API)',
     });
