@@ -4,6 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Checkpoint } from '../../machines/scheduler.types.ts';
 import { CheckpointConflictError } from './checkpoint-conflict-error.ts';
 import { isWrongLastSequence } from './compare-and-set.ts';
+import { classifyPublishError } from './jetstream-publisher.ts';
 import { NatsError } from './nats-error.ts';
 
 /** KV bucket of per-input checkpoints and next-run times. */
@@ -41,13 +42,37 @@ export interface CheckpointStoreOptions {
   readonly readOnly?: boolean;
   /** Replicas when the bucket is created (`nats.replicas`); default 1. An existing bucket keeps its own. */
   readonly replicas?: number;
+  /**
+   * How long `save` keeps retrying while the bucket cannot take the write —
+   * no stream leader answers (a cluster electing one after its server
+   * died), a timeout, a reconnect — before it fails; default 60 s (see
+   * `defaultCheckpointRetry`). 0: no retry.
+   */
+  readonly retryForMs?: number;
+  /** Called before each retried save (the composition root may log it). */
+  readonly onRetry?: (retry: { readonly inputId: string; readonly attempt: number; readonly reason: string; readonly delayMs: number }) => void;
+  /** Injected clock and delay (tests); default the real ones. */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
 }
+
+/**
+ * A save's retry while the bucket is unavailable. Measured on a 3-server
+ * nats-server 2.9.10 cluster: after the leader of an R3 bucket is SIGKILLed,
+ * writes find no responder until the two others have elected a new leader
+ * (seconds), and a job must not fail, nor lose its place, for that.
+ */
+export const defaultCheckpointRetry = { retryForMs: 60_000, initialBackoffMs: 250, maxBackoffMs: 2000 } as const;
 
 function isStreamNotFound(error: unknown): boolean {
   return (
     (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) ||
     (error instanceof Error && error.message === 'stream not found')
   );
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 function parseJson<T>(bytes: Uint8Array, what: string): T {
@@ -66,10 +91,16 @@ const encoder = new TextEncoder();
  * `kv.update(key, value, revision)`), so two collectors on one input cannot
  * silently overwrite each other's progress. File storage: a checkpoint must
  * survive a server restart, or a restart would re-read or skip windows.
- * History 5 keeps the last few positions for post-mortems.
+ * History 5 keeps the last few positions for post-mortems. A write the bucket
+ * cannot take yet (no leader, timeout, reconnect) is retried with the same
+ * expected revision; a retry refused because the previous attempt did land
+ * (its value is there) counts as saved, not as a conflict.
  */
 export async function createCheckpointStore(conn: NatsConnection | Kvm, options: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
   const kvm = conn instanceof Kvm ? conn : new Kvm(conn);
+  const retryForMs = options.retryForMs ?? defaultCheckpointRetry.retryForMs;
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let kv: KV;
   try {
     kv = options.readOnly
@@ -100,12 +131,33 @@ export async function createCheckpointStore(conn: NatsConnection | Kvm, options:
     },
 
     async save(checkpoint, revision) {
+      const key = checkpoint.inputId;
       const value = encoder.encode(JSON.stringify(checkpoint));
-      try {
-        return revision === 0 ? await kv.create(checkpoint.inputId, value) : await kv.update(checkpoint.inputId, value, revision);
-      } catch (cause) {
-        if (isWrongLastSequence(cause)) throw new CheckpointConflictError(checkpoint.inputId, revision, { cause });
-        throw new NatsError(`cannot save the checkpoint of input ${checkpoint.inputId} to KV ${checkpointBucket}: ${(cause as Error).message}`, { cause });
+      const deadline = now() + retryForMs;
+      let delayMs: number = defaultCheckpointRetry.initialBackoffMs;
+      // Set once an attempt timed out or was cut by a disconnect: that write may have landed.
+      let mayHaveLanded = false;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return revision === 0 ? await kv.create(key, value) : await kv.update(key, value, revision);
+        } catch (cause) {
+          if (isWrongLastSequence(cause)) {
+            // A retry that finds its own earlier write in place succeeded; anything else is another writer.
+            if (mayHaveLanded) {
+              const current = await kv.get(key).catch(() => null);
+              if (current !== null && current.operation === 'PUT' && sameBytes(current.value, value)) return current.revision;
+            }
+            throw new CheckpointConflictError(key, revision, { cause });
+          }
+          const kind = classifyPublishError(cause);
+          if (kind === 'fail' || now() + delayMs > deadline) {
+            throw new NatsError(`cannot save the checkpoint of input ${key} to KV ${checkpointBucket}: ${(cause as Error).message}`, { cause });
+          }
+          if (kind === 'retry') mayHaveLanded = true;
+          options.onRetry?.({ inputId: key, attempt, reason: (cause as Error).message, delayMs });
+          await sleep(delayMs);
+          delayMs = Math.min(delayMs * 2, defaultCheckpointRetry.maxBackoffMs);
+        }
       }
     },
 
