@@ -8,6 +8,7 @@ import type { JobWindow } from '../machines/collect-job.types.ts';
 import { isJobLost } from '../machines/job-liveness.ts';
 import type { JobRecord, JobState, JobStateEvent } from '../machines/scheduler.types.ts';
 import { embeddedNatsOperator, inboxPrefixOf } from '../runtime/embedded-defaults.ts';
+import { exitQuietlyOnClosedStdout } from './quiet-epipe.ts';
 
 const jobStates: ReadonlyArray<JobState> = ['scheduled', 'authenticating', 'paging', 'retryWait', 'done', 'timedOut', 'failed', 'cancelled'];
 
@@ -132,6 +133,8 @@ async function loadNextRuns(nc: NatsConnection, inputId: string | undefined): Pr
 }
 
 async function listJobs(options: ListOptions): Promise<void> {
+  // `msgtrace jobs | head -1`: the reader may leave before the list (or the watch) ends.
+  exitQuietlyOnClosedStdout();
   const nc = await connect(options);
   try {
     const records = await createJobRecordStore(nc, { readOnly: true });

@@ -166,6 +166,19 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     assert.deepEqual(states, [{ type: 'state', event }]);
   });
 
+  it('exits quietly when its reader closes the pipe early (msgtrace jobs | head -1), listing and watching', async () => {
+    for (const args of [['jobs', '--config', operatorConfig], ['jobs', '--config', operatorConfig, '--json', '--watch']]) {
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // The reader is gone before the first line: the first write meets EPIPE.
+      child.stdout.destroy();
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
+      assert.doesNotMatch(stderr, /EPIPE|Error|at /, 'no stack trace');
+    }
+  });
+
   it('jobs cancel: exit 0 when the running process accepts', async () => {
     let cancelled = false;
     const serving = bus.serveCancel('job-3', () => {
