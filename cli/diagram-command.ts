@@ -1,13 +1,30 @@
 import { Command, Option } from 'commander';
+import type { AnyStateMachine } from 'xstate';
 import { collectJobMachine } from '../machines/collect-job.machine.ts';
-import { toMermaid } from '../machines/job-diagram.ts';
+import { inputSchedulerMachine } from '../machines/input-scheduler.machine.ts';
+import { toMermaid, toStatechartGraph } from '../machines/job-diagram.ts';
+import { exitQuietlyOnClosedStdout } from './quiet-epipe.ts';
 
-/** Prints a statechart as Mermaid, generated from the machine itself, so the picture cannot drift from the code. */
+/**
+ * The statecharts `msgtrace diagram` draws: the collection job, and the
+ * schedule of one input (`input-scheduler.machine.ts`: cron ticks, windows,
+ * one job at a time — one such chart runs per enabled input under the
+ * scheduler, whose own chart only starts and stops them).
+ */
+export const diagramMachines: Readonly<Record<'job' | 'scheduler', AnyStateMachine>> = {
+  job: collectJobMachine,
+  scheduler: inputSchedulerMachine,
+};
+
+/** Prints a statechart as Mermaid (or its states and transitions as JSON), generated from the machine itself, so the picture cannot drift from the code. */
 export function diagramCommand(): Command {
   return new Command('diagram')
-    .description('Print a statechart as a Mermaid stateDiagram-v2 (paste into any Mermaid viewer)')
-    .addOption(new Option('--machine <name>', 'which statechart').choices(['job']).default('job'))
-    .action(() => {
-      process.stdout.write(toMermaid(collectJobMachine) + '\n');
+    .description('Print a statechart as a Mermaid stateDiagram-v2 (paste into any Mermaid viewer), or as JSON')
+    .addOption(new Option('--machine <name>', 'which statechart: the collection job, or the schedule of one input').choices(Object.keys(diagramMachines)).default('job'))
+    .addOption(new Option('--format <format>', 'mermaid text, or the states and transitions as JSON (what the inspector lays out)').choices(['mermaid', 'json']).default('mermaid'))
+    .action((options: { machine: keyof typeof diagramMachines; format: 'mermaid' | 'json' }) => {
+      exitQuietlyOnClosedStdout();
+      const machine = diagramMachines[options.machine];
+      process.stdout.write(options.format === 'json' ? JSON.stringify(toStatechartGraph(machine), null, 2) + '\n' : toMermaid(machine) + '\n');
     });
 }
