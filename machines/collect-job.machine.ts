@@ -26,6 +26,7 @@ import type {
   PageCursor,
   PageRequest,
   PageResult,
+  RetryCause,
   TokenResult,
 } from './collect-job.types.ts';
 import { defaultPagingLimits, newPagingHistory, pagingProblem, rememberPage, type PagingHistory, type PagingLimits } from './paging-progress.ts';
@@ -125,6 +126,19 @@ export type CollectJobEmitted =
     }
   | { readonly type: 'job.warning'; readonly jobId: string; readonly inputId: string; readonly message: string }
   | {
+      /** Emitted as the job enters `retryWait`: why, and how long it waits (the record shows both while it waits). */
+      readonly type: 'job.retry';
+      readonly jobId: string;
+      readonly inputId: string;
+      readonly reason: string;
+      readonly cause: RetryCause;
+      readonly delayMs: number;
+      /** A 429 with Retry-After: a quota pause, which spends no retry attempt. */
+      readonly quotaPause: boolean;
+      /** Retries made in total, this one included. */
+      readonly retries: number;
+    }
+  | {
       readonly type: 'job.page';
       readonly jobId: string;
       readonly inputId: string;
@@ -217,6 +231,16 @@ export const collectJobMachine = setup({
         if (warning !== undefined) {
           enqueue.emit({ type: 'job.warning', jobId: context.jobId, inputId: context.inputId, message: warning });
         }
+        enqueue.emit({
+          type: 'job.retry',
+          jobId: context.jobId,
+          inputId: context.inputId,
+          reason: retryable.reason,
+          cause: retryable.cause,
+          delayMs: decision.delayMs,
+          quotaPause: !decision.spendsAttempt,
+          retries: context.retries + 1,
+        });
       },
     ),
     /** A classified result ends the job: the policy's reason, or the API's. */

@@ -55,6 +55,20 @@ export interface JobLogLine {
   readonly message: string;
 }
 
+/** One state change of a job, as the record keeps it (the inspector's transition history). */
+export interface JobTransition {
+  readonly state: JobState;
+  readonly atMs: number;
+  /** Why: the retry reason on entering `retryWait`, the error on entering a final state other than `done`. */
+  readonly reason?: string;
+}
+
+/**
+ * What a retry is counted under in `retriesByCause` and the inspector's
+ * metrics: `http_<status>` (`http_429`, `http_503`, …), `timeout`, `reset`.
+ */
+export type RetryCauseName = `http_${number}` | 'timeout' | 'reset';
+
 /** KV `msgtrace-jobs`, key = job id; kept for the input's `ttl`. */
 export interface JobRecord {
   readonly id: string;
@@ -84,6 +98,16 @@ export interface JobRecord {
    * hung, cut off from NATS) — readers show it as lost. Null: no heartbeat.
    */
   readonly lostAfterMs?: number | null;
+  /**
+   * While the job is in `retryWait`: when its next try starts (epoch ms);
+   * null otherwise. `lastError` then holds the retry's reason. Absent in
+   * records of older versions.
+   */
+  readonly nextRetryAtMs?: number | null;
+  /** `counts.retries` by cause (see {@link RetryCauseName}); absent in records of older versions. */
+  readonly retriesByCause?: Readonly<Record<string, number>>;
+  /** The job's state changes, oldest first (the last 100); absent in records of older versions. */
+  readonly transitions?: ReadonlyArray<JobTransition>;
 }
 
 /** Published on `msgtrace.jobs.<inputId>.<jobId>` at every state change (JSON). */
@@ -96,5 +120,10 @@ export interface JobStateEvent {
   readonly window: JobWindow;
   readonly page: number;
   readonly counts: JobCounts;
+  /** The record's `lastError`: in `retryWait`, the retry's reason. */
   readonly error: string | null;
+  /** In `retryWait`: when the next try starts (epoch ms). Absent from older publishers and other states. */
+  readonly nextRetryAtMs?: number | null;
+  /** The record's `workerId`, when the publisher has one. */
+  readonly workerId?: string;
 }

@@ -1,6 +1,7 @@
 import type { CollectJobEmitted, CollectJobSummary } from '../machines/collect-job.machine.ts';
 import type { JobWindow } from '../machines/collect-job.types.ts';
-import type { JobCounts, JobKind, JobLogLine, JobRecord, JobState, JobStateEvent } from '../machines/scheduler.types.ts';
+import type { RetryCause } from '../machines/collect-job.types.ts';
+import type { JobCounts, JobKind, JobLogLine, JobRecord, JobState, JobStateEvent, JobTransition } from '../machines/scheduler.types.ts';
 
 /** The record store and bus the tracker writes to (`adapters/nats/job-records.ts`, or a test double). */
 export interface JobTrackerDeps {
@@ -43,6 +44,14 @@ const finalStates: ReadonlySet<JobState> = new Set(['done', 'timedOut', 'failed'
 
 /** Longest message kept in a log line or `lastError`; a record is a summary, not a log store. */
 const maxMessageLength = 500;
+
+/** State changes kept in a record (the most recent): a job that retries for hours must not grow its record without bound. */
+const maxTransitions = 100;
+
+/** The name a retry is counted under (`retriesByCause`, the inspector's metrics). */
+export function retryCauseName(cause: RetryCause): string {
+  return cause.kind === 'http' ? `http_${cause.httpStatus}` : cause.kind;
+}
 
 /**
  * The chart's state name (`jobStateName`) as the inspectors show it: the
@@ -99,8 +108,14 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
     heartbeatAtMs: null,
     lostAfterMs: deps.lostAfterMs ?? null,
     ...(deps.workerId !== undefined ? { workerId: deps.workerId } : {}),
+    nextRetryAtMs: null,
+    retriesByCause: {},
+    transitions: [],
   };
+  record = { ...record, transitions: [{ state: 'scheduled', atMs: record.startedAtMs }] };
   let published: JobState | null = null;
+  /** The reason of the retry the job is about to wait for (`job.retry` comes just before the `retryWait` state). */
+  let retryReason: string | null = null;
 
   let dirty = false;
   let writing: Promise<void> | null = null;
@@ -127,23 +142,31 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
     record = { ...record, ...changes };
   };
 
+  const addTransition = (transition: JobTransition): void => {
+    const transitions = [...(record.transitions ?? []), transition];
+    update({ transitions: transitions.slice(Math.max(0, transitions.length - maxTransitions)) });
+  };
+
   const addLog = (level: JobLogLine['level'], message: string): void => {
     const log = [...record.log, { level, timeMs: deps.now(), message: clip(message) }];
     update({ log: log.slice(Math.max(0, log.length - maxLogLines)) });
   };
 
-  const publish = (): void => {
+  /** `timeMs`: when the job entered the state (the same instant as its transition in the record). */
+  const publish = (timeMs: number = deps.now()): void => {
     published = record.state;
     deps.bus.publishState({
       jobId: record.id,
       inputId: record.inputId,
       kind: record.kind,
       state: record.state,
-      timeMs: deps.now(),
+      timeMs,
       window: record.window,
       page: record.page,
       counts: record.counts,
       error: record.lastError,
+      ...(record.state === 'retryWait' && record.nextRetryAtMs != null ? { nextRetryAtMs: record.nextRetryAtMs } : {}),
+      ...(record.workerId !== undefined ? { workerId: record.workerId } : {}),
     });
   };
 
@@ -152,7 +175,8 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
       const state = toJobState(stateName);
       if (state === null || state === record.state) {
         if (state !== null && published === null) {
-          publish();
+          const entered = record.transitions?.at(-1);
+          publish(entered?.state === state ? entered.atMs : deps.now());
           void write();
         }
         return;
@@ -160,10 +184,16 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
       if (state === 'retryWait') {
         counts = { ...counts, retries: counts.retries + 1 };
         update({ counts });
+      } else if (record.state === 'retryWait') {
+        // The wait is over: no next try pending any more (lastError keeps the reason).
+        update({ nextRetryAtMs: null });
       }
-      update({ state, ...(finalStates.has(state) ? { endedAtMs: deps.now() } : {}) });
+      const at = deps.now();
+      update({ state, ...(finalStates.has(state) ? { endedAtMs: at } : {}) });
+      addTransition({ state, atMs: at, ...(state === 'retryWait' && retryReason !== null ? { reason: retryReason } : {}) });
+      if (state === 'retryWait') retryReason = null;
       // The final state's event waits for `finish`, which knows the error.
-      if (!finalStates.has(state)) publish();
+      if (!finalStates.has(state)) publish(at);
       void write();
     },
 
@@ -183,6 +213,15 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
           update({ heartbeatAtMs: deps.now() });
           void write();
           return;
+        case 'job.retry': {
+          // Emitted as the job enters retryWait: the reason and the next try are visible while it waits, not only if it fails.
+          retryReason = clip(event.reason);
+          const cause = retryCauseName(event.cause);
+          const byCause = record.retriesByCause ?? {};
+          update({ lastError: retryReason, nextRetryAtMs: deps.now() + event.delayMs, retriesByCause: { ...byCause, [cause]: (byCause[cause] ?? 0) + 1 } });
+          void write();
+          return;
+        }
       }
     },
 
@@ -193,9 +232,15 @@ export function createJobTracker(deps: JobTrackerDeps): JobTracker {
         endedAtMs: record.endedAtMs ?? deps.now(),
         counts,
         lastError: summary.error === null ? record.lastError : clip(summary.error),
+        nextRetryAtMs: null,
       });
+      const reason = summary.state !== 'done' && summary.error !== null ? { reason: clip(summary.error) } : {};
+      const transitions = record.transitions ?? [];
+      const last = transitions.at(-1);
+      if (last?.state === summary.state) update({ transitions: [...transitions.slice(0, -1), { ...last, ...reason }] });
+      else addTransition({ state: summary.state, atMs: record.endedAtMs ?? deps.now(), ...reason });
       if (summary.error !== null) addLog('error', summary.error);
-      if (published !== summary.state) publish();
+      if (published !== summary.state) publish(record.endedAtMs ?? deps.now());
       await write();
       return record;
     },

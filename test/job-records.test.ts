@@ -211,7 +211,14 @@ describe('job tracker', () => {
     tracker.onEmitted({ type: 'job.page', ...base, page: 1, rows: 100, published: 98, duplicates: 2, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {}, next: { kind: 'next', link: 'x' }, pages: 1, events: 98 });
     await tracker.flush();
     tracker.onState('paging.fetching');
+    // The chart emits job.retry as it enters retryWait (before the state change reaches onState).
+    tracker.onEmitted({ type: 'job.retry', ...base, reason: 'HTTP 503 from Graph: Service Unavailable', cause: { kind: 'http', httpStatus: 503 }, delayMs: 4_000, quotaPause: false, retries: 1 });
     tracker.onState('retryWait');
+    await tracker.flush();
+    assert.equal(puts.at(-1)?.state, 'retryWait');
+    assert.equal(puts.at(-1)?.lastError, 'HTTP 503 from Graph: Service Unavailable', 'the reason is in the record while the job waits');
+    assert.equal(puts.at(-1)?.nextRetryAtMs, 6_000, 'and when the next try starts');
+    assert.deepEqual(puts.at(-1)?.retriesByCause, { http_503: 1 });
     tracker.onEmitted({ type: 'job.warning', ...base, message: 'Retry-After 900 s exceeds maxRetryAfter; waiting 60 s' });
     tracker.onEmitted({ type: 'job.heartbeat', ...base, page: 2, pages: 1, events: 98 });
     tracker.onState('paging.fetching');
@@ -227,6 +234,10 @@ describe('job tracker', () => {
       events.map((e) => e.state),
       ['scheduled', 'authenticating', 'paging', 'retryWait', 'paging', 'failed'],
     );
+    const retryWait = events.find((e) => e.state === 'retryWait');
+    assert.equal(retryWait?.error, 'HTTP 503 from Graph: Service Unavailable', 'the retryWait event carries the reason');
+    assert.equal(retryWait?.nextRetryAtMs, 6_000, 'and the instant of the next try');
+    assert.equal(events.find((e) => e.state === 'paging' && e.timeMs === 2_000 && e.counts.retries === 1)?.nextRetryAtMs, undefined, 'no next try once paging again');
     assert.deepEqual(events.at(-1), {
       jobId: 'job-1',
       inputId: 'graph-in',
@@ -257,6 +268,16 @@ describe('job tracker', () => {
       // The heartbeat between the pages (at 2 s) reached the record; no lost-after bound was given.
       heartbeatAtMs: 2_000,
       lostAfterMs: null,
+      nextRetryAtMs: null,
+      retriesByCause: { http_503: 1 },
+      transitions: [
+        { state: 'scheduled', atMs: 1_000 },
+        { state: 'authenticating', atMs: 1_000 },
+        { state: 'paging', atMs: 2_000 },
+        { state: 'retryWait', atMs: 2_000, reason: 'HTTP 503 from Graph: Service Unavailable' },
+        { state: 'paging', atMs: 2_000 },
+        { state: 'failed', atMs: 3_000, reason: 'HTTP 403 from Graph: the app lacks ReportingWebService.Read.All' },
+      ],
     };
     assert.deepEqual(final, expected);
     assert.deepEqual(puts.at(-1), expected, 'the last KV write is the final record');
