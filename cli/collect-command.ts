@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
 import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
-import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { loadConfigWithWarnings } from '../config/load-config.ts';
 import { evaluateTimeExpression } from '../config/time-expr.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { createCollectorPublisher } from '../runtime/collector-stores.ts';
 import { settlesWithin } from '../runtime/settles-within.ts';
 import { createCollectProgress } from './collect-progress.ts';
 
@@ -61,7 +61,7 @@ export function collectCommand(): Command {
         // The tenant's budget in NATS: a collect beside a running `msgtrace run` shares its quota.
         const requestBudgets = createSharedRequestBudgetRegistry({ kv: await openRequestBudgetBucket(nc, { replicas: config.nats.replicas }), now: Date.now, onUnavailable: (error) => progress.warning(`shared request budget unavailable; pacing this process alone: ${(error as Error).message}`) });
         const summary = await runCollectJob(
-          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createJetStreamPublisher(jetstream(nc), { maxPayloadBytes: () => nc.info?.max_payload }) },
+          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createCollectorPublisher(nc, config) },
           {
             jobId: adhocJobId(input.id, now),
             window,

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
 import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
-import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
+import { createJetStreamPublisher, type PublishRetry } from '../adapters/nats/jetstream-publisher.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobBus, type JobRecordStore } from '../adapters/nats/job-records.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import type { RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
@@ -35,21 +35,35 @@ function ttlMs(ttl: string): number {
  */
 export async function openCollectorStores(nc: NatsConnection, config: MsgtraceConfig, logger: Logger, now: () => number): Promise<CollectorStores> {
   const jsm = await jetstreamManager(nc);
-  await ensureEventsStream(jsm, config.nats.eventsStream);
-  await ensureDeadLetterStream(jsm);
-  const checkpoints = await createCheckpointStore(nc);
+  const { replicas } = config.nats;
+  await ensureEventsStream(jsm, { ...config.nats.eventsStream, replicas });
+  await ensureDeadLetterStream(jsm, { replicas });
+  const checkpoints = await createCheckpointStore(nc, {
+    replicas,
+    onRetry: (retry) => logger.warn({ inputId: retry.inputId, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'checkpoint not saved yet; retrying'),
+  });
   // One budget per tenant for every process on this NATS, surviving restarts.
   const requestBudgets = createSharedRequestBudgetRegistry({
-    kv: await openRequestBudgetBucket(nc),
+    kv: await openRequestBudgetBucket(nc, { replicas }),
     now,
     onUnavailable: (error) => logger.warn({ err: (error as Error).message }, 'shared request budget unavailable; pacing this process alone'),
   });
   const records = await createJobRecordStore(nc, {
+    replicas,
     ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
   });
-  const publisher = createJetStreamPublisher(jetstream(nc), {
-    maxPayloadBytes: () => nc.info?.max_payload,
-    onRetry: (retry) => logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
-  });
+  const publisher = createCollectorPublisher(nc, config, (retry) =>
+    logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),
+  );
   return { checkpoints, records, bus: createJobBus(nc), publisher, requestBudgets };
+}
+
+/** The events publisher for this NATS: the server's max_payload, and patience for a cluster's leader elections. */
+export function createCollectorPublisher(nc: NatsConnection, config: MsgtraceConfig, onRetry?: (retry: PublishRetry) => void): EventPublisher {
+  return createJetStreamPublisher(jetstream(nc), {
+    maxPayloadBytes: () => nc.info?.max_payload,
+    // On a cluster a stream whose leader died has no responder until the others elect one (4-9 s on 2.9.10).
+    ...(config.nats.replicas > 1 ? { noRespondersRetryForMs: 30_000 } : {}),
+    ...(onRetry !== undefined ? { onRetry } : {}),
+  });
 }

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { createJobRecordStore, type JobRecordStore } from '../adapters/nats/job-records.ts';
-import { createLeaderLease, openLeaderBucket, type LeaderLease } from '../adapters/nats/leader-lease.ts';
+import { createLeaderLease, openLeaderBucket } from '../adapters/nats/leader-lease.ts';
 import { openTaskQueue, taskMsgId, type TaskQueue } from '../adapters/nats/task-queue.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
@@ -53,8 +53,9 @@ export async function startTaskScheduler(deps: TaskSchedulerDeps): Promise<Sched
   const leaseMs = deps.leaseMs ?? defaultLeaseMs;
   const pollMs = deps.pollMs ?? 1000;
   const queue = await openTaskQueue(nc, { replicas: deps.replicas });
-  const checkpoints = await createCheckpointStore(nc);
-  const records = await createJobRecordStore(nc);
+  // A scheduler may start before any worker: the buckets it creates get the configured replicas too.
+  const checkpoints = await createCheckpointStore(nc, { replicas: deps.replicas });
+  const records = await createJobRecordStore(nc, { replicas: deps.replicas });
   const lease = createLeaderLease(await openLeaderBucket(nc, { replicas: deps.replicas }), { holder: deps.holder, leaseMs, now });
 
   let leadership: { readonly abort: AbortController; readonly actor: Actor<typeof schedulerMachine>; readonly done: Promise<void> } | null = null;
