@@ -163,7 +163,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
       paging: { maxPages: input.maxPagesPerWindow, maxEmptyPages: defaultPagingLimits.maxEmptyPages },
     },
   });
-  for (const type of ['job.page', 'job.heartbeat', 'job.warning'] as const) {
+  for (const type of ['job.page', 'job.heartbeat', 'job.warning', 'job.retry'] as const) {
     actor.on(type, (event) => run.onEmitted?.(event as CollectJobEmitted));
   }
   if (run.onState) {
