@@ -363,10 +363,34 @@ describe('nats.conf: least privilege, user by user, on a real nats-server', () =
       await refusedRequest(operator, '$JS.API.STREAM.PURGE.KV_msgtrace-jobs', () => operatorJsm.streams.purge('KV_msgtrace-jobs'));
     });
 
+    it('reads the request budgets (the inspector\'s metric) without a violation, but may not write, update or purge them', async () => {
+      const collectorBudget = await new Kvm(collector.nc).open('msgtrace-budget');
+      await collectorBudget.put('tenant-2', '{"v":1,"log":[{"at":1,"id":"a","s":true}],"pausedUntilMs":0}');
+      await withoutViolations([operator], async () => {
+        const budget = await new Kvm(operator.nc).open('msgtrace-budget');
+        assert.equal((await budget.get('tenant-2'))?.string(), '{"v":1,"log":[{"at":1,"id":"a","s":true}],"pausedUntilMs":0}');
+        const watched: string[] = [];
+        const watch = await budget.watch();
+        for await (const entry of watch) {
+          watched.push(entry.key);
+          if (entry.delta === 0) break;
+        }
+        assert.ok(watched.includes('tenant-2'), `the watch delivered the budget (saw ${watched.join(', ')})`);
+        assert.equal((await operatorJsm.streams.info('KV_msgtrace-budget')).config.name, 'KV_msgtrace-budget');
+      });
+      await refusedRequest(operator, '$KV.msgtrace-budget.tenant-2', async () => (await new Kvm(operator.nc).open('msgtrace-budget')).put('tenant-2', '{}'));
+      await refusedPublish(operator, '$KV.msgtrace-budget.tenant-2');
+      await refusedRequest(operator, '$JS.API.STREAM.UPDATE.KV_msgtrace-budget', () => operatorJsm.streams.update('KV_msgtrace-budget', { max_age: 1_000_000_000 }));
+      await refusedRequest(operator, '$JS.API.STREAM.PURGE.KV_msgtrace-budget', () => operatorJsm.streams.purge('KV_msgtrace-budget'));
+      await refusedRequest(operator, '$JS.API.STREAM.MSG.DELETE.KV_msgtrace-budget', () => operatorJsm.streams.deleteMessage('KV_msgtrace-budget', 1));
+    });
+
     it('may not read events, other buckets or other users\' replies', async () => {
       await refusedSubscribe(operator, 'msgtrace.events.>');
       await refusedRequest(operator, `$JS.API.CONSUMER.CREATE.${events}.tap`, () => operatorJsm.consumers.add(events, { name: 'tap', ack_policy: AckPolicy.None }));
-      await refusedRequest(operator, '$JS.API.DIRECT.GET.KV_msgtrace-budget.$KV.msgtrace-budget.tenant-1', () => operatorJsm.direct.getMessage('KV_msgtrace-budget', { last_by_subj: '$KV.msgtrace-budget.tenant-1' }));
+      // The leader lease is the schedulers' business.
+      await refusedRequest(operator, '$JS.API.DIRECT.GET.KV_msgtrace-leader.$KV.msgtrace-leader.lease', () => operatorJsm.direct.getMessage('KV_msgtrace-leader', { last_by_subj: '$KV.msgtrace-leader.lease' }));
+      await refusedRequest(operator, '$JS.API.STREAM.INFO.KV_msgtrace-leader', () => operatorJsm.streams.info('KV_msgtrace-leader'));
       await refusedSubscribe(operator, '_INBOX.>');
       await refusedSubscribe(operator, '_INBOX_viewer.>');
       await refusedSubscribe(operator, 'msgtrace.control.>');
