@@ -25,6 +25,18 @@ export async function startTestSimulator(opts: Partial<StartSimulatorOptions> = 
   };
 }
 
+/**
+ * Rows stamped exactly at the window's end: Graph's `le end` returns them on
+ * the window's FIRST page (newest first), and msgtrace's [start, end) time
+ * filter drops them — so the first pages of a window store fewer events than
+ * their rows. Tests that count stored events per page subtract these.
+ */
+export async function rowsAtWindowEnd(simulator: TestSimulator, window: { startMs: number; endMs: number }): Promise<number> {
+  const halfOpen = await fetchTruthKeys(simulator, { start: new Date(window.startMs), end: new Date(window.endMs) });
+  const closed = await fetchTruthKeys(simulator, { start: new Date(window.startMs), end: new Date(window.endMs + 1) });
+  return closed.length - halfOpen.length;
+}
+
 /** Replaces the simulator's fault plan (`PUT /_sim/faults`); rules as objects or `--fault` flag strings. */
 export async function setSimulatorFaults(simulator: TestSimulator, plan: { rules?: unknown[]; quota?: Record<string, unknown> }): Promise<void> {
   const response = await request(`${simulator.url}/_sim/faults`, {
