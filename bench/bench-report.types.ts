@@ -1,3 +1,5 @@
+import type { ScaleOutReport } from './scale-out-bench.ts';
+
 /** The `npm run bench -- --json` object: the shape issue 6 fixes, plus context keys. */
 export interface BenchReport {
   readonly throughput: {
@@ -49,6 +51,8 @@ export interface BenchReport {
     readonly splits: number;
     readonly events: number;
   };
+  /** Issue 12: 2 tenants × 7 days, 1 vs 3 workers at --max-jobs 1, 1 worker at the default; every run (see bench/scale-out-bench.ts). */
+  readonly scaleOut: ScaleOutReport;
   readonly emptyRunMs: number;
   readonly quick: boolean;
   readonly totalS: number;

@@ -5,7 +5,9 @@
  * processes. Prints a table; `--json` prints one JSON object instead;
  * `--quick` is a smaller smoke form (the keys stay, the row counts shrink and
  * are reported beside them); `--throughput-only` runs row 1 alone (for
- * iterating on the pipeline). Progress goes to stderr.
+ * iterating on the pipeline); `--scale-out-only` runs the scale-out row
+ * alone (issue 12: 1 vs 3 workers on two tenants, real processes). Progress
+ * goes to stderr.
  */
 import { cpus, platform, release, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
@@ -13,9 +15,11 @@ import { benchConfig, benchConfigDocument } from './bench-config.ts';
 import { startBenchNats } from './bench-nats.ts';
 import { benchBackfill } from './backfill-bench.ts';
 import type { BenchReport } from './bench-report.types.ts';
-import { formatBenchTable } from './bench-table.ts';
+import { formatBenchTable, formatScaleOutRows } from './bench-table.ts';
 import { median, prepareCollectProcess } from './collect-process-bench.ts';
+import { benchScaleOut, type ScaleOutScenario } from './scale-out-bench.ts';
 import { startSimulatorProcess } from './simulator-process.ts';
+import { defaultMaxJobs } from '../runtime/task-worker.ts';
 import { benchThroughput, type CpuSplit } from './throughput-bench.ts';
 
 const hourMs = 3_600_000;
@@ -25,10 +29,11 @@ const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const asJson = args.has('--json');
 const throughputOnly = args.has('--throughput-only');
-const known = new Set(['--quick', '--json', '--throughput-only']);
+const scaleOutOnly = args.has('--scale-out-only');
+const known = new Set(['--quick', '--json', '--throughput-only', '--scale-out-only']);
 for (const arg of args) {
-  if (!known.has(arg)) {
-    process.stderr.write(`unknown option ${arg}; usage: npm run bench [-- --json] [-- --quick] [-- --throughput-only]\n`);
+  if (!known.has(arg) || (throughputOnly && scaleOutOnly)) {
+    process.stderr.write(`unknown option ${arg}; usage: npm run bench [-- --json] [-- --quick] [-- --throughput-only | --scale-out-only]\n`);
     process.exit(2);
   }
 }
@@ -37,8 +42,8 @@ const log = (message: string) => process.stderr.write(`[bench ${new Date().toISO
 
 /** Sizes of the full and the quick form. */
 const sizes = quick
-  ? { recordsPerHour: 100_000, throughputRows: 20_000, memorySmall: 10_000, memoryLarge: 50_000, emptyRuns: 3, repeats: 1 }
-  : { recordsPerHour: 500_000, throughputRows: 200_000, memorySmall: 100_000, memoryLarge: 1_000_000, emptyRuns: 5, repeats: 3 };
+  ? { recordsPerHour: 100_000, throughputRows: 20_000, memorySmall: 10_000, memoryLarge: 50_000, emptyRuns: 3, repeats: 1, scaleOutRepeats: 1 }
+  : { recordsPerHour: 500_000, throughputRows: 200_000, memorySmall: 100_000, memoryLarge: 1_000_000, emptyRuns: 5, repeats: 3, scaleOutRepeats: 2 };
 
 /**
  * Backfill: 7 days at Graph's quota (100 / 300 s) time-compressed ×10 (→ 30 s)
@@ -50,6 +55,29 @@ const backfillScenario = quick
   ? { recordsPerHour: 300, pageSize: 1000, pageLatencyMs: 100, quota: { limit: 20, windowS: 300, timeScale: 100 }, concurrency: 8, parts: 16 }
   : { recordsPerHour: 1270, pageSize: 1000, pageLatencyMs: 500, quota: { limit: 100, windowS: 300, timeScale: 10 }, concurrency: 8, parts: 16 };
 
+/**
+ * Scale-out (issue 12): two tenants (simulator processes, seeds 9 — the
+ * backfill row's tenant — and 10), each with the backfill row's volume, page
+ * latency and compressed quota, one input per tenant over the same 7 days
+ * with the backfill row's concurrency; collected by one scheduler and 1,
+ * then 3 workers at `--max-jobs 1` (alternating, `scaleOutRepeats` runs
+ * each), then 1 worker at the default `--max-jobs`, all real `msgtrace run`
+ * processes. Quick: the quick backfill's quota and latency, but 100 rows/h
+ * on pages of 250 (~68 pages, still 4 quota windows of 3 s, a sixth of the
+ * events), so the smoke form stays short and is not bound by the CPU.
+ */
+const scaleOutScenario = (range: { startMs: number; endMs: number }): ScaleOutScenario => ({
+  seeds: [9, 10],
+  recordsPerHour: quick ? 100 : backfillScenario.recordsPerHour,
+  pageSize: quick ? 250 : backfillScenario.pageSize,
+  pageLatencyMs: backfillScenario.pageLatencyMs,
+  quota: backfillScenario.quota,
+  backfillConcurrency: backfillScenario.concurrency,
+  range,
+});
+/** A run that has not finished by then failed (1 worker at --max-jobs 1 needs about twice the ideal). */
+const scaleOutTimeoutMs = quick ? 180_000 : 900_000;
+
 function rowsWindow(endMs: number, rows: number, recordsPerHour: number) {
   return { startMs: endMs - Math.round((rows / recordsPerHour) * hourMs), endMs };
 }
@@ -58,6 +86,14 @@ async function main(): Promise<void> {
   const began = performance.now();
   // Windows end 26 h ago on the hour: past the simulator's late-row horizon (24 h), so every run sees the same rows.
   const settledEndMs = Math.floor(Date.now() / hourMs) * hourMs - 26 * hourMs;
+  const sevenDays = { startMs: settledEndMs - 7 * dayMs, endMs: settledEndMs };
+  if (scaleOutOnly) {
+    log('scale-out: 2 tenants × 7 days; 1 worker, 3 workers (--max-jobs 1), 1 worker (default --max-jobs); real processes');
+    const scaleOut = await benchScaleOut(scaleOutScenario(sevenDays), { repeats: sizes.scaleOutRepeats, defaultMaxJobs, timeoutMs: scaleOutTimeoutMs, log, logDir: process.env.MSGTRACE_BENCH_LOGS });
+    const totalS = round((performance.now() - began) / 1000, 1);
+    process.stdout.write(asJson ? `${JSON.stringify({ scaleOut, quick, totalS, machine: machineInfo() })}\n` : `${formatScaleOutRows(scaleOut).join('\n')}\n`);
+    return;
+  }
   log('starting nats-server and simulator');
   const nats = await startBenchNats();
   const sim = await startSimulatorProcess({ seed: 6, recordsPerHour: sizes.recordsPerHour, lowPriority: true, pageCacheMb: 512 });
@@ -99,10 +135,13 @@ async function main(): Promise<void> {
 
     log(`backfill: 7 days, ${backfillScenario.concurrency} jobs on ${backfillScenario.parts} sub-windows, then the naive way`);
     const backfill = await benchBackfill(
-      { seed: 9, ...backfillScenario, range: { startMs: settledEndMs - 7 * dayMs, endMs: settledEndMs } },
+      { seed: 9, ...backfillScenario, range: sevenDays },
       nats,
     );
     log(`  measured ${backfill.measuredS.toFixed(1)} s (ideal ${backfill.idealS.toFixed(1)} s), naive ${backfill.naiveS.toFixed(1)} s`);
+
+    log('scale-out: 2 tenants × 7 days; 1 worker, 3 workers (--max-jobs 1), 1 worker (default --max-jobs); real processes');
+    const scaleOut = await benchScaleOut(scaleOutScenario(sevenDays), { repeats: sizes.scaleOutRepeats, defaultMaxJobs, timeoutMs: scaleOutTimeoutMs, log, logDir: process.env.MSGTRACE_BENCH_LOGS });
 
     const report: BenchReport = {
       throughput: {
@@ -146,22 +185,27 @@ async function main(): Promise<void> {
         splits: backfill.splits,
         events: backfill.events,
       },
+      scaleOut,
       emptyRunMs: Math.round(median(emptyMs)),
       quick,
       totalS: round((performance.now() - began) / 1000, 1),
-      machine: {
-        cpu: cpus()[0]?.model.trim() ?? 'unknown',
-        cores: cpus().length,
-        memoryGb: round(totalmem() / 2 ** 30, 1),
-        node: process.version,
-        os: `${platform()} ${release()}`,
-      },
+      machine: machineInfo(),
     };
     process.stdout.write(asJson ? `${JSON.stringify(report)}\n` : `${formatBenchTable(report)}\n`);
   } finally {
     await Promise.all([sim.close(), emptySim.close()]);
     await nats.close();
   }
+}
+
+function machineInfo(): BenchReport['machine'] {
+  return {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGb: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+    os: `${platform()} ${release()}`,
+  };
 }
 
 function roundCpu(cpu: CpuSplit): { collector: number; natsServer: number | null; simulator: number | null } {
