@@ -17,6 +17,7 @@ const commandModules: Readonly<Record<string, () => Promise<Command>>> = {
   simulate: async () => (await import('./simulate-command.ts')).simulateCommand(),
   diagram: async () => (await import('./diagram-command.ts')).diagramCommand(),
   events: async () => (await import('./events-command.ts')).eventsCommand(),
+  inspect: async () => (await import('./inspect-command.ts')).inspectCommand(),
 };
 
 async function loadCommands(requested: string | undefined): Promise<Command[]> {
