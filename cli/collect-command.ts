@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -10,7 +11,10 @@ import { loadConfigWithWarnings } from '../config/load-config.ts';
 import { evaluateTimeExpression } from '../config/time-expr.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
+import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobRecordStore } from '../adapters/nats/job-records.ts';
+import type { InputConfig } from '../config/schema.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { createJobTracker } from '../runtime/job-tracker.ts';
 import { createCollectorPublisher } from '../runtime/collector-stores.ts';
 import { settlesWithin } from '../runtime/settles-within.ts';
 import { createCollectProgress } from './collect-progress.ts';
@@ -20,6 +24,20 @@ const exitCodes = { done: 0, failed: 1, timedOut: 2, cancelled: 130 } as const;
 
 export function adhocJobId(inputId: string, nowMs: number): string {
   return `adhoc-${inputId}-${nowMs.toString(36)}-${randomUUID().slice(0, 8)}`;
+}
+
+const ttlUnitsMs: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * The job records bucket's max age as `msgtrace run` sets it (runtime/collector-stores.ts): the
+ * largest input `ttl`, at least the default — an ad hoc collect must not shrink it under a running collector.
+ */
+function jobRecordTtlMs(inputs: ReadonlyArray<Pick<InputConfig, 'ttl'>>): number {
+  const ttls = inputs.map((input) => {
+    const match = /^(\d+)([smhd]?)$/.exec(input.ttl);
+    return match ? Number(match[1]) * ttlUnitsMs[match[2] || 's']! : defaultJobRecordTtlMs;
+  });
+  return Math.max(defaultJobRecordTtlMs, ...ttls);
 }
 
 export function collectCommand(): Command {
@@ -53,6 +71,7 @@ export function collectCommand(): Command {
       const onSignal = (signal: NodeJS.Signals) => abort.abort(signal);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      let cancelService: { unsubscribe(): void } | null = null;
       try {
         const jsm = await jetstreamManager(nc);
         await ensureEventsStream(jsm, { ...config.nats.eventsStream, replicas: config.nats.replicas });
@@ -60,22 +79,54 @@ export function collectCommand(): Command {
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
         // The tenant's budget in NATS: a collect beside a running `msgtrace run` shares its quota.
         const requestBudgets = createSharedRequestBudgetRegistry({ kv: await openRequestBudgetBucket(nc, { replicas: config.nats.replicas }), now: Date.now, onUnavailable: (error) => progress.warning(`shared request budget unavailable; pacing this process alone: ${(error as Error).message}`) });
+        // An ad hoc job is a job like any other: a record (kind adhoc) in KV msgtrace-jobs, state events on
+        // msgtrace.jobs.<input>.<job> (`msgtrace jobs --watch`, the inspector), and `msgtrace jobs cancel` stops it.
+        const jobId = adhocJobId(input.id, now);
+        let records: Pick<JobRecordStore, 'put'>;
+        try {
+          records = await createJobRecordStore(nc, { replicas: config.nats.replicas, ttlMs: jobRecordTtlMs(config.inputs) });
+        } catch (error) {
+          // The record is for the onlookers; the job's data path matters more.
+          progress.warning(`job records unavailable; this job is not listed by msgtrace jobs: ${(error as Error).message}`);
+          records = { put: async () => undefined };
+        }
+        const bus = createJobBus(nc);
+        const tracker = createJobTracker({
+          records,
+          bus,
+          now: Date.now,
+          kind: 'adhoc',
+          inputId: input.id,
+          jobId,
+          window,
+          scheduledForMs: null,
+          workerId: `collect-${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`,
+          lostAfterMs: input.keepAliveTime * 1000 * input.maxMissedKeepAlives,
+          onWriteError: (error) => progress.warning(`job record not written: ${(error as Error).message}`),
+        });
+        cancelService = bus.serveCancel(jobId, () => abort.abort('cancelled with msgtrace jobs cancel'));
         const summary = await runCollectJob(
           { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createCollectorPublisher(nc, config) },
           {
-            jobId: adhocJobId(input.id, now),
+            jobId,
             window,
             signal: abort.signal,
-            onState: (state) => progress.state(state),
+            onState: (state) => {
+              tracker.onState(state);
+              progress.state(state);
+            },
             onEmitted: (event) => {
+              tracker.onEmitted(event);
               if (event.type === 'job.page') progress.page(event.pages, event.events);
               if (event.type === 'job.warning') progress.warning(event.message);
             },
           },
         );
+        await tracker.finish(summary);
         process.stdout.write(progress.finish(summary) + '\n');
         process.exitCode = exitCodes[summary.state];
       } finally {
+        cancelService?.unsubscribe();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         // Bounded: a timed-out or cancelled job has stopped its own request and publishes; whatever a
