@@ -146,7 +146,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     actors: {
       acquireToken: fromPromise(({ input: request }: { input: { forceRefresh: boolean } }) => tokenSource.acquire(request.forceRefresh)),
       fetchPage: fromPromise(({ input: request, signal }: { input: PageRequest; signal: AbortSignal }) => pageSource.fetchPage(request, signal)),
-      deliverPage: fromPromise(({ input: page }: { input: DeliverPageInput }) => deliver(page)),
+      deliverPage: fromPromise(({ input: page, signal }: { input: DeliverPageInput; signal: AbortSignal }) => deliver({ ...page, signal })),
     },
   });
   const actor = createActor(machine, {

@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, natsConnectionOptions, type ConnectNatsOptions, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
+import { abortableSleep } from '../adapters/clock/abortable-sleep.ts';
 import { NatsError } from '../adapters/nats/nats-error.ts';
 
 /** One failed connection attempt, for the log. */
@@ -27,17 +28,6 @@ export interface ConnectWithRetryOptions extends ConnectNatsOptions {
   readonly connect?: (config: NatsConnectionConfig, opts: ConnectNatsOptions) => Promise<NatsConnection>;
 }
 
-const sleepUnlessAborted = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((done) => {
-    const timer = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', finish);
-      done();
-    }
-    signal?.addEventListener('abort', finish, { once: true });
-  });
-
 /** A refused user, password or token: waiting will not change the configuration, so it is reported at once. */
 function isAuthorizationFailure(error: NatsError): boolean {
   const cause = error.cause as { name?: unknown; message?: unknown } | undefined;
@@ -57,7 +47,7 @@ function isAuthorizationFailure(error: NatsError): boolean {
  */
 export async function connectNatsWithRetry(config: NatsConnectionConfig, opts: ConnectWithRetryOptions = {}): Promise<NatsConnection> {
   const now = opts.now ?? Date.now;
-  const sleep = opts.sleep ?? sleepUnlessAborted;
+  const sleep = opts.sleep ?? abortableSleep;
   const connect = opts.connect ?? connectNats;
   const initialDelayMs = opts.initialDelayMs ?? 500;
   const maxDelayMs = opts.maxDelayMs ?? 30_000;

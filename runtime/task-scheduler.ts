@@ -10,9 +10,9 @@ import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
 import { inputSchedulerMachine, type RunJobInput, type RunJobOutput } from '../machines/input-scheduler.machine.ts';
 import { onInputSchedulerEvents, schedulerMachine } from '../machines/scheduler.machine.ts';
 import type { Checkpoint } from '../machines/scheduler.types.ts';
-import { realSleep } from '../adapters/o365/request-budget.ts';
 import type { ScheduledCollection } from './scheduled-collection.ts';
 import { windowText } from './window-runner.ts';
+import { abortableSleep } from '../adapters/clock/abortable-sleep.ts';
 
 export interface TaskSchedulerDeps {
   readonly config: MsgtraceConfig;
@@ -111,7 +111,7 @@ export async function startTaskScheduler(deps: TaskSchedulerDeps): Promise<Sched
         logger.warn({ err: (error as Error).message }, 'leader lease not reachable');
         if (leadership !== null) await stepDown(`cannot renew the leader lease: ${(error as Error).message}`);
       }
-      await realSleep(leaseMs / 3, loopStop.signal);
+      await abortableSleep(leaseMs / 3, loopStop.signal);
     }
   })();
 
@@ -158,7 +158,7 @@ async function dispatch(deps: DispatchDeps, request: RunJobInput, signal: AbortS
   }
   while ((await queue.outstanding(request.inputId)) > 0) {
     if (signal.aborted) throw new Error(`stopped waiting for the task: ${String(signal.reason)}`);
-    await realSleep(deps.pollMs, signal);
+    await abortableSleep(deps.pollMs, signal);
   }
   const { checkpoint } = await deps.checkpoints.load(request.inputId);
   return { summary: await summaryOf(deps.records, request, checkpoint, dispatchedAtMs), checkpoint: checkpoint ?? { inputId: request.inputId, completedUntilMs: null, inProgress: null, updatedAtMs: deps.now() } };

@@ -2,12 +2,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { openTaskQueue, type TaskConsumer, type TaskDelivery } from '../adapters/nats/task-queue.ts';
-import { realSleep } from '../adapters/o365/request-budget.ts';
 import { enabledInputs } from '../config/enabled-inputs.ts';
 import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
 import { openCollectorStores } from './collector-stores.ts';
 import type { ScheduledCollection } from './scheduled-collection.ts';
 import { createWindowRunner, windowText, type WindowRunner } from './window-runner.ts';
+import { abortableSleep } from '../adapters/clock/abortable-sleep.ts';
 
 export interface TaskWorkerDeps {
   readonly config: MsgtraceConfig;
@@ -103,7 +103,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<ScheduledCo
           delivery = await consumer.next(pollMs);
         } catch (error) {
           logger.warn({ inputId: input.id, err: (error as Error).message }, 'task fetch failed; trying again');
-          await realSleep(pollMs, shutdown.signal);
+          await abortableSleep(pollMs, shutdown.signal);
           continue;
         }
         if (delivery !== null) await runTask(runner, input, delivery);

@@ -33,9 +33,10 @@ export interface EventPublisher {
    * publisher keeps them out of the payload (see `splitInternalFields`), as
    * it does `added`. Rejects with `UnpublishableEventError` — before sending
    * anything — when the event's message would exceed the server's
-   * `max_payload` or the event cannot be serialised.
+   * `max_payload` or the event cannot be serialised. Once `signal` (the
+   * job's) aborts, a publish waiting to be retried stops and rejects.
    */
-  publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck>;
+  publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields, signal?: AbortSignal): Promise<PublishAck>;
   /** Stores a dead letter (JSON) under `msgId`, with the same ack semantics as `publish`. */
   publishDeadLetter(subject: string, letter: DeadLetter, msgId: string): Promise<PublishAck>;
 }

@@ -109,10 +109,10 @@ export function deliverPageThroughPipeline(
   const target = { subject: ctx.subject, inputId: ctx.inputId, deadLetterSubject: deadLetterSubjectOf(ctx.inputId) };
 
   /** Publishes what `prepare` makes of each input, counting the acks in one accumulator per page. */
-  const publishAll = <T>(inputs: Observable<T>, prepare: (input: T, index: number) => PreparedEvent | null) =>
+  const publishAll = <T>(inputs: Observable<T>, prepare: (input: T, index: number) => PreparedEvent | null, signal: AbortSignal | undefined) =>
     lastValueFrom(
       inputs.pipe(
-        publishEach(prepare, publisher, maxInFlight, target),
+        publishEach(prepare, publisher, maxInFlight, signal === undefined ? target : { ...target, signal }),
         reduce(
           (totals, published) => {
             if (published.deadLettered) totals.deadLettered += 1;
@@ -148,7 +148,7 @@ export function deliverPageThroughPipeline(
         return { event: row as TraceEvent, added, unpublishable: rowNotProcessed(error) };
       }
     };
-    const acked = await publishAll(from(page.rows), toEvent);
+    const acked = await publishAll(from(page.rows), toEvent, page.signal);
     return { ...acked, filtered, fieldErrors: {} };
   };
 
@@ -186,7 +186,7 @@ export function deliverPageThroughPipeline(
     const fieldErrors: Record<string, number> = {};
     for (const error of evaluated.errors) fieldErrors[error.name] = (fieldErrors[error.name] ?? 0) + error.count;
     if (evaluated.errors.length > 0) options.onFieldErrors?.({ page: page.page, events: events.length, errors: evaluated.errors });
-    const acked = await publishAll(from(prepared), (entry) => entry);
+    const acked = await publishAll(from(prepared), (entry) => entry, page.signal);
     return { ...acked, filtered, fieldErrors };
   };
 

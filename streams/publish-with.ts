@@ -38,6 +38,12 @@ export interface PublishTarget {
   readonly inputId: string;
   /** Where unpublishable events go (`msgtrace.deadletter.<inputId>`); without it they fail the stream. */
   readonly deadLetterSubject?: string;
+  /**
+   * The job's: once aborted (cancel, job timeout) no further publish starts,
+   * the publishes waiting to be retried stop, and the stream errors with the
+   * reason — the job no longer waits for this page.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export function publishWith(
@@ -69,7 +75,7 @@ export function publishEach<T>(
   maxInFlight: number,
   target: PublishTarget,
 ): OperatorFunction<T, Published> {
-  const { subject, inputId, deadLetterSubject } = target;
+  const { subject, inputId, deadLetterSubject, signal } = target;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
   }
@@ -107,7 +113,7 @@ export function publishEach<T>(
           toDeadLetters(prepared, msgId, prepared.unpublishable).then(acked(event, msgId, true), fail);
           return;
         }
-        publisher.publish(subject, event, msgId, added).then(acked(event, msgId, false), (error: unknown) => {
+        publisher.publish(subject, event, msgId, added, signal).then(acked(event, msgId, false), (error: unknown) => {
           if (!(error instanceof UnpublishableEventError) || deadLetterSubject === undefined) return fail(error);
           toDeadLetters(prepared, msgId, error.reason).then(acked(event, msgId, true), fail);
         });
@@ -134,6 +140,9 @@ export function publishEach<T>(
         }
       };
 
+      const onAbort = () => fail(signal?.reason ?? new Error('aborted'));
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       const subscription = source.subscribe({
         next: (input) => {
           if (stopped) return;
@@ -148,6 +157,7 @@ export function publishEach<T>(
       });
       return () => {
         stopped = true;
+        signal?.removeEventListener('abort', onAbort);
         subscription.unsubscribe();
       };
     });

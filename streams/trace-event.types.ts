@@ -55,6 +55,8 @@ export interface PageOfRows {
   readonly page: number;
   /** True when the API gave no next link: this page closes the window. */
   readonly isLast: boolean;
+  /** The delivering state's own: aborted when the job leaves it (cancel, job timeout), which stops the publishes. */
+  readonly signal?: AbortSignal;
 }
 
 /** A metadata entry of the input: `value` is a JS expression (Cribl's form). */

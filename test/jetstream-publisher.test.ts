@@ -181,6 +181,15 @@ describe('publish retries (a scripted JetStream client, an injected clock)', () 
     assert.equal(classifyPublishError('not even an error'), 'fail');
   });
 
+  it('stops retrying once the job\'s signal aborts (cancel, job timeout): no further attempt, a clear rejection', async () => {
+    const { js, attempts } = scripted([named('TimeoutError'), named('TimeoutError'), named('TimeoutError'), { duplicate: false }]);
+    const stop = new AbortController();
+    const time = clock();
+    const publisher = createJetStreamPublisher(js, { ...time, onRetry: (retry) => retry.attempt === 2 && stop.abort('job timeout of 3000 ms reached') });
+    await assert.rejects(publisher.publish('msgtrace.events.graph-in', event, 'key-1', undefined, stop.signal), /publish on msgtrace\.events\.graph-in stopped: the job ended \(job timeout of 3000 ms reached\)/);
+    assert.equal(attempts.length, 2, 'the retry after the abort was never sent');
+  });
+
   it('retries an ack timeout with the same payload, headers and Nats-Msg-Id, backing off, and returns the ack', async () => {
     const { js, attempts } = scripted([named('TimeoutError'), named('TimeoutError'), { duplicate: true }]);
     const time = clock();

@@ -117,6 +117,19 @@ describe('deliverPageThroughPipeline', () => {
     assert.equal(publisher.deadLetters.at(-1)?.letter.reason, 'a stage threw');
   });
 
+  it('stops starting publishes once the job\'s signal aborts, and rejects with the reason', async () => {
+    const publisher = createMemoryPublisher({ manualAcks: true });
+    const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 2 });
+    const stop = new AbortController();
+    const result = deliver({ ...page(Array.from({ length: 10 }, (_, n) => row(n + 1))), signal: stop.signal });
+    await publisher.whenPending(2);
+    stop.abort('cancelled with msgtrace jobs cancel');
+    await assert.rejects(result, (reason: unknown) => reason === 'cancelled with msgtrace jobs cancel');
+    publisher.ack(2);
+    await turn();
+    assert.equal(publisher.stored.length + publisher.pendingIds.length, 2, 'no publish started after the abort');
+  });
+
   it('rejects when a publish fails, so the page (and its checkpoint) does not advance', async () => {
     const publisher = createMemoryPublisher({ manualAcks: true });
     const deliver = deliverPageThroughPipeline(ctx, compileFields([]), publisher, { maxInFlight: 2 });

@@ -6,6 +6,7 @@ import { type PageInternalFields, isInternalField } from '../../streams/internal
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { UnpublishableEventError } from '../../streams/unpublishable-event-error.ts';
 import { NatsError } from './nats-error.ts';
+import { abortableSleep } from '../clock/abortable-sleep.ts';
 
 /** Defaults of the publish retry; see `JetStreamPublisherOptions`. */
 export const defaultPublishRetry = {
@@ -59,7 +60,7 @@ export interface JetStreamPublisherOptions {
   readonly maxPayloadBytes?: () => number | undefined;
   /** Injected clock and delay (tests); default the real ones. */
   readonly now?: () => number;
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -242,7 +243,6 @@ const isBrokenHeader = headerNameOf('__isBroken');
 const storedAck: PublishAck = Object.freeze({ duplicate: false });
 const duplicateAck: PublishAck = Object.freeze({ duplicate: true });
 
-const realSleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 /**
  * The JetStream side of `EventPublisher`: the payload is the event's JSON
@@ -265,14 +265,16 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
   const initialBackoffMs = opts.initialBackoffMs ?? defaultPublishRetry.initialBackoffMs;
   const maxBackoffMs = opts.maxBackoffMs ?? defaultPublishRetry.maxBackoffMs;
   const now = opts.now ?? Date.now;
-  const sleep = opts.sleep ?? realSleep;
+  const sleep = opts.sleep ?? abortableSleep;
   const maxPayload = () => opts.maxPayloadBytes?.() ?? defaultMaxPayloadBytes;
   const ackOf = (ack: { duplicate: boolean }): PublishAck => (ack.duplicate ? duplicateAck : storedAck);
 
   /** The retries after a failed first attempt (the rare path, so a plain async loop). */
-  const retry = async (subject: string, data: string, headers: MsgHdrsImpl, msgId: string, firstFailure: unknown, startedAt: number): Promise<PublishAck> => {
+  const retry = async (subject: string, data: string, headers: MsgHdrsImpl, msgId: string, firstFailure: unknown, startedAt: number, signal?: AbortSignal): Promise<PublishAck> => {
     let cause = firstFailure;
     for (let attempt = 0; ; attempt++) {
+      // The job ended (cancel, timeout): it no longer waits for this event; whatever was stored stays deduplicable.
+      if (signal?.aborted) throw new NatsError(`publish on ${subject} stopped: the job ended (${String(signal.reason)})`, { cause });
       const kind = classifyPublishError(cause);
       const reason = `${(cause as Error)?.name ?? 'Error'}: ${(cause as Error)?.message ?? String(cause)}`;
       const delayMs = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 20));
@@ -286,7 +288,8 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
         );
       }
       opts.onRetry?.({ subject, msgId, attempt: attempt + 1, reason, delayMs });
-      await sleep(delayMs);
+      await sleep(delayMs, signal);
+      if (signal?.aborted) continue;
       try {
         return ackOf(await js.publish(subject, data, { headers, timeout }));
       } catch (failure) {
@@ -295,13 +298,13 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
     }
   };
 
-  const send = (subject: string, data: string, headers: MsgHdrsImpl, msgId: string): Promise<PublishAck> => {
+  const send = (subject: string, data: string, headers: MsgHdrsImpl, msgId: string, signal?: AbortSignal): Promise<PublishAck> => {
     const startedAt = now();
-    return js.publish(subject, data, { headers, timeout }).then(ackOf, (failure: unknown) => retry(subject, data, headers, msgId, failure, startedAt));
+    return js.publish(subject, data, { headers, timeout }).then(ackOf, (failure: unknown) => retry(subject, data, headers, msgId, failure, startedAt, signal));
   };
 
   return {
-    publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields): Promise<PublishAck> {
+    publish(subject: string, event: TraceEvent, msgId: string, added?: AddedInternalFields, signal?: AbortSignal): Promise<PublishAck> {
       const headers = new MsgHdrsImpl();
       let data: string;
       try {
@@ -309,7 +312,7 @@ export function createJetStreamPublisher(js: JetStreamClient, opts: JetStreamPub
       } catch (error) {
         return Promise.reject(error);
       }
-      return send(subject, data, headers, msgId);
+      return send(subject, data, headers, msgId, signal);
     },
 
     publishDeadLetter(subject: string, letter: DeadLetter, msgId: string): Promise<PublishAck> {

@@ -28,7 +28,6 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   createRequestBudget,
-  realSleep,
   type RequestBudget,
   type RequestBudgetOptions,
   type RequestBudgetRegistry,
@@ -36,6 +35,7 @@ import {
 } from '../o365/request-budget.ts';
 import { isWrongLastSequence } from './compare-and-set.ts';
 import { NatsError } from './nats-error.ts';
+import { abortableSleep } from '../clock/abortable-sleep.ts';
 
 /** KV bucket of the shared request budgets, one key per tenant and API. */
 export const requestBudgetBucket = 'msgtrace-budget';
@@ -94,7 +94,7 @@ class LostRace extends Error {}
 function createSharedRequestBudget(key: string, options: RequestBudgetOptions, deps: SharedRequestBudgetDeps): RequestBudget {
   const { limit, windowMs } = options;
   const now = deps.now;
-  const sleep = deps.sleep ?? options.sleep ?? realSleep;
+  const sleep = deps.sleep ?? options.sleep ?? abortableSleep;
   const kvKey = budgetKvKey(key);
   const local = createRequestBudget(options);
   /** Acquisitions of this process go one at a time (FIFO); processes race only with each other. */

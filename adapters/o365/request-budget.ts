@@ -9,6 +9,7 @@
 
 import type { InputConfig } from '../../config/schema.ts';
 import type { PageResult } from '../../machines/collect-job.types.ts';
+import { abortableSleep } from '../clock/abortable-sleep.ts';
 import { cloudEndpoints } from './clouds.ts';
 
 export interface RequestBudgetOptions {
@@ -193,18 +194,7 @@ export function requestBudgetFor(key: string, options: RequestBudgetOptions): Re
   return processBudgets.budgetFor(key, options);
 }
 
-/** Real-time waiting for production (ended early by `signal`); tests inject a simulated clock's sleep instead. */
-export const realSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+
 
 /**
  * The budget an input's page requests draw from: its tenant's, keyed by
@@ -222,6 +212,6 @@ export function requestBudgetForInput(
     tenantId: input.tenantId ?? '(no tenant)',
     apiHost: new URL(input.url).host,
   });
-  const options = { limit: quota.limit, windowMs: quota.windowS * 1000, now: deps.now, sleep: deps.sleep ?? realSleep };
+  const options = { limit: quota.limit, windowMs: quota.windowS * 1000, now: deps.now, sleep: deps.sleep ?? abortableSleep };
   return (deps.registry ?? processBudgets).budgetFor(key, options);
 }
