@@ -31,9 +31,12 @@
  *   lets `msgtrace validate` and a job's start compile in the collector's
  *   own process.
  * - Every run has a `timeout` (`microtaskMode: 'afterEvaluate'` stays as a
- *   second line). A field that times out is quarantined for the rest of the
- *   job: an expression that loops once loops on every event, and each try
- *   would cost the whole timeout. `stop` quarantines a field from outside
+ *   second line). A field that times out on `timeoutStrikes` (3) events in a
+ *   row is quarantined for the rest of the job: an expression that loops
+ *   once loops on every event, and each try would cost the whole timeout.
+ *   Not after one: the limit is wall time, and a collector descheduled on a
+ *   busy host (or in a GC pause) can blow it once for `'prod'`; stopping a
+ *   constant field for hours over one hiccup would be the bigger fault. `stop` quarantines a field from outside
  *   (the sandbox process host does, for a field that killed the process).
  * - Memory is NOT bounded here: a vm context shares its process's heap, and
  *   a V8 out-of-memory aborts the whole process (a worker's
@@ -175,6 +178,9 @@ const setupSource = (names: readonly string[]) => `(() => {
 
 const timeoutCode = 'ERR_SCRIPT_EXECUTION_TIMEOUT';
 
+/** Timeouts in a row after which a field is stopped for the rest of the job. */
+export const timeoutStrikes = 3;
+
 /**
  * vm's timeout error is created in the CONTEXT's realm (so `instanceof Error`
  * is false). Its `code` is read through a descriptor, never a getter, and
@@ -247,6 +253,8 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
   const runScript = new vm.Script('__msgtraceRun()', { filename: 'msgtrace:field-run' });
   /** Fields stopped for the rest of the job, with the error each reports from then on. */
   const stopped = new Map<number, string>();
+  /** Timeouts in a row per field; a field that finishes starts again from none. */
+  const strikes = new Map<number, number>();
   const skipList = (runFirst: number) => {
     const skipped = [...stopped.keys()];
     for (let i = runFirst; i < names.length; i++) skipped.push(i);
@@ -273,7 +281,9 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
           const current = global['__msgtraceCurrent'];
           if (isTimeout(error) && typeof current === 'number' && Number.isInteger(current) && current >= from && current < names.length) {
             timedOut.add(current);
-            stopped.set(current, 'skipped: timed out on an earlier event of this job');
+            const inARow = (strikes.get(current) ?? 0) + 1;
+            strikes.set(current, inARow);
+            if (inARow >= timeoutStrikes) stopped.set(current, `skipped: timed out on ${timeoutStrikes} events in a row earlier in this job`);
             from = current + 1;
             continue;
           }
@@ -287,6 +297,7 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
           return names.map((): FieldOutcome => ({ kind: 'error', message: 'the expression sandbox failed; field not evaluated' }));
         }
         const results: unknown = typeof out === 'string' ? JSON.parse(out) : [];
+        for (let i = 0; i < runFirst; i++) if (!timedOut.has(i)) strikes.delete(i);
         return names.map((_, i): FieldOutcome => {
           if (timedOut.has(i)) return { kind: 'error', message: `did not finish within ${options.timeoutMs} ms` };
           const stoppedBecause = stopped.get(i);
