@@ -147,7 +147,7 @@ function renderJobs() {
         h('td', { class: 'num' }, job.counts.retries),
         h('td', {}, job.workerId ?? '—'),
         h('td', { class: 'heartbeat', dataset: { at: job.heartbeatAtMs ?? '' } }, job.heartbeatAtMs ? `${duration(now() - job.heartbeatAtMs)} ago` : '—'),
-        h('td', { class: 'error' }, job.lastError ?? ''),
+        h('td', { class: 'error', title: job.lastError ?? undefined }, job.lastError ?? ''),
         h('td', { class: 'next-retry', dataset: { at: job.state === 'retryWait' && job.nextRetryAtMs ? job.nextRetryAtMs : '' } }, ''),
         h('td', {}, cancelButton(job)),
       ),
@@ -203,7 +203,7 @@ function renderJob() {
       h(
         'tr',
         { dataset: { state: t.state } },
-        h('td', {}, `${dateTime(t.atMs).slice(0, 10)} ${clock(t.atMs, true)}`),
+        h('td', { title: new Date(t.atMs).toISOString() }, clock(t.atMs, true)),
         h('td', {}, t.state),
         h('td', { class: 'num' }, i === 0 ? '' : `+${duration(t.atMs - transitions[i - 1].atMs)}`),
         h('td', { class: 'error' }, t.reason ?? ''),
@@ -283,6 +283,7 @@ async function prepareCharts(charts) {
   state.svgs.job = drawChart($('#job-chart'), jobLayout, { idPrefix: 'job-', title: 'the collection job statechart' });
   state.svgs.scheduler = drawChart($('#scheduler-chart'), schedulerLayout, { idPrefix: 'sched-', title: 'the input scheduler statechart' });
   document.body.dataset.chartsReady = 'true';
+  performance.mark('msgtrace-charts-ready');
 }
 
 function connect() {
