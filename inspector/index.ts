@@ -11,6 +11,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, type NatsConnectionConfig } from '../adapters/nats/nats-connection.ts';
 import { createJobBus } from '../adapters/nats/job-records.ts';
+import { loadConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { collectJobMachine } from '../machines/collect-job.machine.ts';
 import { inputSchedulerMachine } from '../machines/input-scheduler.machine.ts';
@@ -65,6 +66,32 @@ export interface RunningInspector {
 /** The embedded server's operator login on these servers: what `msgtrace inspect` and `run --inspect` use without a config of their own. */
 export function embeddedOperatorNats(servers: ReadonlyArray<string> = ['nats://127.0.0.1:4222']): NatsConnectionConfig {
   return { servers: [...servers], user: embeddedNatsOperator.user, password: embeddedNatsOperator.pass };
+}
+
+/**
+ * `msgtrace run --inspect`: the inspector in the run's process, on its own
+ * read-only login to the run's NATS — the operator user of `operatorConfig`'s
+ * nats section, or nats.conf's embedded operator on the run's servers (with
+ * its TLS settings). The collector's own connection cannot serve: its user may
+ * not follow `msgtrace.jobs.>`.
+ */
+export async function startRunInspector(options: {
+  readonly config: MsgtraceConfig;
+  readonly port?: number;
+  readonly host?: string;
+  readonly operatorConfig?: string;
+  readonly logger?: InspectorLogger;
+}): Promise<RunningInspector> {
+  const nats = options.operatorConfig !== undefined
+    ? (await loadConfig(options.operatorConfig)).nats
+    : { ...embeddedOperatorNats(options.config.nats.servers), ...(options.config.nats.tls !== undefined ? { tls: options.config.nats.tls } : {}) };
+  return startInspector({
+    nats,
+    config: options.config,
+    ...(options.host !== undefined ? { host: options.host } : {}),
+    port: options.port ?? defaultInspectorPort,
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+  });
 }
 
 export async function startInspector(options: StartInspectorOptions = {}): Promise<RunningInspector> {

@@ -17,7 +17,7 @@ import { openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.
 import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { budgetLabelsFor } from '../inspector/metrics.ts';
-import { startInspector, type RunningInspector } from '../inspector/index.ts';
+import { startInspector, startRunInspector, type RunningInspector } from '../inspector/index.ts';
 import type { JobRecord } from '../machines/scheduler.types.ts';
 import { waitFor } from './support/msgtrace-process.ts';
 import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
@@ -272,6 +272,20 @@ describe('the inspector against a real nats-server (as the operator)', () => {
       assert.equal(readOnly.health().cancel, false);
     } finally {
       await readOnly.stop();
+    }
+  });
+
+  it('run --inspect (startRunInspector): the run\'s config with the collector\'s login, read as the operator on the same servers', async () => {
+    const collectorConfig = { ...config, nats: { ...config.nats, user: natsUsers.collector.user, password: natsUsers.collector.pass } };
+    const inProcess = await startRunInspector({ config: collectorConfig, port: 0 });
+    try {
+      assert.equal(inProcess.health().user, 'operator');
+      await waitFor(() => (inProcess.model.records().length >= 4 && inProcess.health().sources.every((s) => s.state === 'watching') ? true : undefined), 'the in-process inspector to watch');
+      const health = await request(`${inProcess.url}healthz`);
+      assert.equal(health.statusCode, 200);
+      await health.body.dump();
+    } finally {
+      await inProcess.stop();
     }
   });
 
