@@ -35,6 +35,12 @@ export interface CollectJobRunnerDeps {
   /** Bound on unacknowledged publishes per page. */
   readonly maxInFlight?: number;
   /** Where tenants' request budgets live; the process-wide registry when absent (tests pass their own). */
+  /**
+   * How the tenant's request budget waits for room: on the real clock when
+   * absent; a replay on a simulated clock passes that clock's wait, so a
+   * quota pause and the chart's retry wait pass on the same time.
+   */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly requestBudgets?: RequestBudgetRegistry;
 }
 
@@ -87,7 +93,7 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     requestTimeoutMs,
     maxResponseBytes: input.maxResponseBytes,
     now,
-    budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now }),
+    budget: requestBudgetForInput(input, { registry: deps.requestBudgets, now, ...(deps.sleep ? { sleep: deps.sleep } : {}) }),
   });
   /** Aborted once the job reaches a final state: work it left behind (a read-ahead, a quota wait) stops. */
   const jobEnded = new AbortController();

@@ -20,6 +20,7 @@ import { describe, test } from 'node:test';
 import { MockAgent, type Dispatcher } from 'undici';
 import { InputSchema } from '../config/schema.ts';
 import type { CollectJobSummary } from '../machines/collect-job.machine.ts';
+import { createRequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { findSecrets } from './support/cassette-recorder.ts';
 import { loadCassette, recordedOrigin, retryDelaysOf, SteppingClock, type Cassette, type HttpExchange } from './support/cassette.ts';
@@ -132,7 +133,16 @@ async function replayHttp(cassette: Cassette): Promise<HttpReplay> {
   const warnings: string[] = [];
   let finished = false;
   const job = runCollectJob(
-    { input, secrets: [], dispatcher, publisher, now: () => clock.now() },
+    {
+      input,
+      secrets: [],
+      dispatcher,
+      publisher,
+      now: () => clock.now(),
+      // Its own budget, waiting on the replay's clock: a 429's quota pause passes in simulated time, like the retry wait.
+      requestBudgets: createRequestBudgetRegistry(),
+      sleep: (ms) => new Promise<void>((done) => clock.setTimeout(() => done(), ms)),
+    },
     {
       jobId: `job-${cassette.name}`,
       window,
