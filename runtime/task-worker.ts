@@ -29,33 +29,38 @@ export interface TaskWorkerDeps {
 /** Jobs a worker runs at once by default: I/O-bound jobs, and the tenant budgets pace them anyway. */
 export const defaultMaxJobs = 4;
 
-/** A counting semaphore: at most `size` holders, served first come, first served. */
-function slots(size: number) {
+/**
+ * The worker's job slots. A loop takes a slot only once a task has arrived
+ * (`tryTake`), and waits for a free one before asking for the next
+ * (`whenFree`): so every input is polled at once while the worker has room
+ * — a task is picked up the moment it is queued, whichever input it is for —
+ * and a full worker asks for nothing, leaving the queue to the others.
+ */
+function jobSlots(size: number) {
   let free = size;
-  const waiting: Array<() => void> = [];
+  let freed: Array<() => void> = [];
   return {
-    async acquire(signal: AbortSignal): Promise<boolean> {
-      if (free > 0) {
-        free -= 1;
-        return true;
-      }
-      return new Promise<boolean>((done) => {
-        const onAbort = () => {
-          waiting.splice(waiting.indexOf(grant), 1);
-          done(false);
-        };
-        const grant = () => {
-          signal.removeEventListener('abort', onAbort);
-          done(true);
-        };
-        waiting.push(grant);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+    tryTake(): boolean {
+      if (free === 0) return false;
+      free -= 1;
+      return true;
     },
     release(): void {
-      const next = waiting.shift();
-      if (next) next();
-      else free += 1;
+      free += 1;
+      const waiting = freed;
+      freed = [];
+      for (const wake of waiting) wake();
+    },
+    whenFree(signal: AbortSignal): Promise<void> {
+      if (free > 0 || signal.aborted) return Promise.resolve();
+      return new Promise<void>((done) => {
+        const wake = () => {
+          signal.removeEventListener('abort', wake);
+          done();
+        };
+        freed.push(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
     },
   };
 }
@@ -87,7 +92,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<ScheduledCo
   const queue = await openTaskQueue(nc, { replicas: deps.replicas });
   const shutdown = new AbortController();
   const runner = createWindowRunner({ config, stores, dispatcher: deps.dispatcher, logger, now, env: deps.env, shutdown: shutdown.signal, workerId: deps.workerId, yieldOnConflict: true });
-  const jobSlots = slots(Math.max(1, deps.maxJobs ?? defaultMaxJobs));
+  const slots = jobSlots(Math.max(1, deps.maxJobs ?? defaultMaxJobs));
   const inputs = enabledInputs(config.inputs, { branch: deps.branch }) as InputConfig[];
   const consumers = await Promise.all(
     inputs.map(async (input) => ({ input, consumer: await queue.consumer({ id: input.id, ackWaitMs: input.keepAliveTime * 1000 * input.maxMissedKeepAlives }) })),
@@ -96,19 +101,30 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<ScheduledCo
 
   const serve = async (input: InputConfig, consumer: TaskConsumer): Promise<void> => {
     while (!shutdown.signal.aborted) {
-      if (!(await jobSlots.acquire(shutdown.signal))) return;
+      await slots.whenFree(shutdown.signal);
+      if (shutdown.signal.aborted) return;
+      let delivery: TaskDelivery | null;
       try {
-        let delivery: TaskDelivery | null;
-        try {
-          delivery = await consumer.next(pollMs);
-        } catch (error) {
-          logger.warn({ inputId: input.id, err: (error as Error).message }, 'task fetch failed; trying again');
-          await abortableSleep(pollMs, shutdown.signal);
-          continue;
-        }
-        if (delivery !== null) await runTask(runner, input, delivery);
+        delivery = await consumer.next(pollMs);
+      } catch (error) {
+        logger.warn({ inputId: input.id, err: (error as Error).message }, 'task fetch failed; trying again');
+        await abortableSleep(pollMs, shutdown.signal);
+        continue;
+      }
+      if (delivery === null) continue;
+      if (shutdown.signal.aborted) {
+        delivery.nak(0);
+        return;
+      }
+      if (!slots.tryTake()) {
+        // Another input's task took the last slot meanwhile: hand this one straight back to a worker with room.
+        delivery.nak(0);
+        continue;
+      }
+      try {
+        await runTask(runner, input, delivery);
       } finally {
-        jobSlots.release();
+        slots.release();
       }
     }
   };

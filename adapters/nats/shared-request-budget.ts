@@ -100,6 +100,17 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
   /** Acquisitions of this process go one at a time (FIFO); processes race only with each other. */
   let turn: Promise<void> = Promise.resolve();
   let wake = new AbortController();
+  /**
+   * Every read-change-write of this process's entry, one at a time: an
+   * acquire, the settles of many concurrent jobs and a pause never race each
+   * other for the revision, only other processes do.
+   */
+  let writes: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const mine = writes.then(work, work);
+    writes = mine.catch(() => undefined);
+    return mine;
+  };
 
   const read = async (): Promise<{ state: BudgetState; revision: number }> => {
     const entry = await deps.kv.get(kvKey);
@@ -120,15 +131,18 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
     }
   };
 
-  /** Read, change, compare-and-set, until it lands (or `attempts` races are lost). */
-  const change = async (update: (state: BudgetState) => BudgetState | null, attempts = 20): Promise<void> => {
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const { state, revision } = await read();
-      const next = update(state);
-      if (next === null || (await write(next, revision))) return;
-    }
-    throw new LostRace(`request budget ${kvKey}: lost ${attempts} compare-and-set races in a row`);
-  };
+  /** Read, change, compare-and-set, until it lands (or `attempts` races against other processes are lost). */
+  const change = (update: (state: BudgetState) => BudgetState | null, attempts = 20): Promise<void> =>
+    exclusive(async () => {
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const { state, revision } = await read();
+        const next = update(state);
+        if (next === null || (await write(next, revision))) return;
+        // Another process wrote in between: back off a little, at random, so two do not collide again.
+        await abortableSleep(5 + Math.floor(Math.random() * 20));
+      }
+      throw new LostRace(`request budget ${kvKey}: lost ${attempts} compare-and-set races in a row`);
+    });
 
   const prune = (log: BudgetState['log'], at: number) => log.filter((entry) => leavesAt(entry) > at);
   const leavesAt = (entry: BudgetState['log'][number]) => entry.at + windowMs + (entry.s ? 0 : unsettledMarginMs);
@@ -141,7 +155,10 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
         const entry = state.log.find((candidate) => candidate.id === id);
         if (entry === undefined) return null;
         return { ...state, log: state.log.map((candidate) => (candidate.id === id ? { at: Math.max(at, candidate.at), id, s: true as const } : candidate)).sort((a, b) => a.at - b.at) };
-      }, 5).catch((error: unknown) => deps.onUnavailable?.(error));
+      }).catch((error: unknown) => {
+        // A settle lost to other processes' writes only leaves the request counted from its admission.
+        if (!(error instanceof LostRace)) deps.onUnavailable?.(error);
+      });
     },
   });
 
@@ -149,17 +166,23 @@ function createSharedRequestBudget(key: string, options: RequestBudgetOptions, d
     const id = randomUUID();
     for (;;) {
       if (signal?.aborted) throw signal.reason;
-      const { state, revision } = await read();
-      const at = now();
-      const log = prune(state.log, at);
-      const due = Math.max(state.pausedUntilMs - at, log.length < limit ? 0 : Math.min(...log.map(leavesAt)) - at);
-      if (due > 0) {
-        const stop = signal === undefined ? wake.signal : AbortSignal.any([signal, wake.signal]);
-        await sleep(due, stop);
-        if (wake.signal.aborted) wake = new AbortController();
+      // Admitted (0), or how long to wait before looking again; the wait is outside the exclusive section.
+      const due = await exclusive(async () => {
+        const { state, revision } = await read();
+        const at = now();
+        const log = prune(state.log, at);
+        const wait = Math.max(state.pausedUntilMs - at, log.length < limit ? 0 : Math.min(...log.map(leavesAt)) - at);
+        if (wait > 0) return wait;
+        return (await write({ v: 1, log: [...log, { at, id }], pausedUntilMs: state.pausedUntilMs }, revision)) ? 0 : -1;
+      });
+      if (due === 0) return ticketFor(id);
+      if (due < 0) {
+        await abortableSleep(5 + Math.floor(Math.random() * 20), signal);
         continue;
       }
-      if (await write({ v: 1, log: [...log, { at, id }], pausedUntilMs: state.pausedUntilMs }, revision)) return ticketFor(id);
+      const stop = signal === undefined ? wake.signal : AbortSignal.any([signal, wake.signal]);
+      await sleep(due, stop);
+      if (wake.signal.aborted) wake = new AbortController();
     }
   };
 
