@@ -101,6 +101,7 @@ function recordRow(record: JobRecord, nowMs: number): string[] {
     String(record.counts.pages),
     String(record.counts.events),
     String(record.counts.retries),
+    record.workerId ?? '',
     record.lastError === null ? '' : truncate(record.lastError, 60),
   ];
 }
@@ -154,7 +155,7 @@ async function listJobs(options: ListOptions): Promise<void> {
         jobs.length === 0
           ? 'no job records' + (options.input || options.state ? ' match the filter' : '') + '\n'
           : table(
-              ['ID', 'INPUT', 'KIND', 'STATE', 'WINDOW (UTC)', 'STARTED', 'ENDED (DURATION)', 'PAGES', 'EVENTS', 'RETRIES', 'LAST ERROR'],
+              ['ID', 'INPUT', 'KIND', 'STATE', 'WINDOW (UTC)', 'STARTED', 'ENDED (DURATION)', 'PAGES', 'EVENTS', 'RETRIES', 'WORKER', 'LAST ERROR'],
               jobs.map((record) => recordRow(record, now)),
             ),
       );

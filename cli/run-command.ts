@@ -17,6 +17,7 @@ import { defaultMaxJobs, startTaskWorker } from '../runtime/task-worker.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import type { Logger } from 'pino';
 import { settlesWithin } from '../runtime/settles-within.ts';
+import { defaultInspectorPort } from '../inspector/default-port.ts';
 
 interface RunOptions {
   config?: string;
@@ -31,6 +32,8 @@ interface RunOptions {
   workerId?: string;
   maxJobs: number;
   leaseSeconds: number;
+  inspect?: true | string;
+  inspectConfig?: string;
 }
 
 /** What this process does: everything (one process), only plan and dispatch tasks, or only run them. */
@@ -116,6 +119,8 @@ export function runCommand(): Command {
     )
     .addOption(new Option('--worker-id <id>', 'this process in job records, logs and the leader lease (default: host-pid-nonce)'))
     .addOption(new Option('--max-jobs <n>', 'worker: jobs run at once').default(defaultMaxJobs).argParser(Number))
+    .addOption(new Option('--inspect [port]', `serve the Job Inspector in this process on 127.0.0.1 (default port ${defaultInspectorPort})`))
+    .addOption(new Option('--inspect-config <file>', "the inspector's read-only login (default: nats.conf's operator on the run's NATS servers)"))
     .addOption(new Option('--lease-seconds <s>', 'scheduler: leader lease period; a standby takes over at most this long after the leader stopped').default(defaultLeaseMs / 1000).argParser(Number))
     .action(async (options: RunOptions) => {
       const logger = createLogger();
@@ -159,6 +164,20 @@ export function runCommand(): Command {
         await failStartUp(error, environment, nc, dispatcher);
         throw error;
       }
+      const inspector =
+        options.inspect === undefined
+          ? null
+          : // Loaded only when asked for: prom-client and the page server are not a collector's start-up cost.
+            await (await import('../inspector/index.ts')).startRunInspector({
+              config,
+              port: options.inspect === true ? defaultInspectorPort : Number(options.inspect),
+              logger,
+              ...(options.inspectConfig ? { operatorConfig: options.inspectConfig } : {}),
+            }).catch((error: unknown) => {
+              // The page is for looking; collection goes on without it.
+              logger.error({ err: (error as Error).message }, 'the Job Inspector could not start');
+              return null;
+            });
       if (environment) {
         const sim = environment.simulator;
         process.stdout.write(
@@ -169,6 +188,7 @@ export function runCommand(): Command {
             `  input      demo: Microsoft Graph, every minute, windows from -2h@m to -1h@m (first run at once)`,
             '  watch jobs      npx msgtrace jobs --watch',
             '  see events      npx msgtrace events            (subscribes to msgtrace.events.> as the read-only viewer)',
+            `  inspect jobs    ${inspector ? `http://127.0.0.1:${options.inspect === true ? defaultInspectorPort : Number(options.inspect)}/` : 'npx msgtrace inspect           (or msgtrace run --inspect)'}`,
             '  Press Ctrl-C to stop.',
             '',
           ].join('\n'),
@@ -183,6 +203,7 @@ export function runCommand(): Command {
       if (!stoppedInTime) {
         logger.warn({ afterMs: shutdownGraceMs }, 'jobs did not stop in time (is NATS reachable?); exiting with the last saved checkpoints');
       }
+      await settlesWithin(inspector?.stop() ?? Promise.resolve(), 5_000);
       await settlesWithin(nc.drain(), 5_000);
       if (!nc.isClosed()) {
         // The server went first (stopped, or lost): nothing left to flush, and

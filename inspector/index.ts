@@ -25,8 +25,9 @@ import { startInspectorSources } from './sources.ts';
 
 export { isLoopbackHost } from './server.ts';
 
-/** `msgtrace inspect`'s default port. */
-export const defaultInspectorPort = 8480;
+import { defaultInspectorPort } from './default-port.ts';
+
+export { defaultInspectorPort };
 
 export interface InspectorLogger {
   info(obj: object, msg: string): void;

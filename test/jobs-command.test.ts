@@ -29,6 +29,7 @@ function record(id: string, inputId: string, state: JobRecord['state'], startedA
     counts: { pages: 3, events: 250, duplicates: 0, retries: 2 },
     lastError,
     log: [],
+    workerId: 'host-a-4242-ab12',
   };
 }
 
@@ -118,12 +119,12 @@ describe('msgtrace jobs (CLI) against a real nats-server', () => {
     const result = await runCli(['jobs', '--config', operatorConfig]);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.split('\n');
-    assert.match(lines[0] ?? '', /^ID\s+INPUT\s+KIND\s+STATE\s+WINDOW \(UTC\)\s+STARTED\s+ENDED \(DURATION\)\s+PAGES\s+EVENTS\s+RETRIES\s+LAST ERROR$/);
+    assert.match(lines[0] ?? '', /^ID\s+INPUT\s+KIND\s+STATE\s+WINDOW \(UTC\)\s+STARTED\s+ENDED \(DURATION\)\s+PAGES\s+EVENTS\s+RETRIES\s+WORKER\s+LAST ERROR$/);
     const job2 = lines.find((line) => line.startsWith('job-2 '));
     assert.ok(job2, result.stdout);
-    assert.match(job2, /graph-in\s+scheduled\s+failed\s+2026-11-20 10:00Z–11:00Z\s+2026-11-20 11:00Z\s+2026-11-20 11:01Z \(1m30s\)\s+3\s+250\s+2\s+HTTP 403 from Graph: the app lacks the ReportingWebService\.…$/);
+    assert.match(job2, /graph-in\s+scheduled\s+failed\s+2026-11-20 10:00Z–11:00Z\s+2026-11-20 11:00Z\s+2026-11-20 11:01Z \(1m30s\)\s+3\s+250\s+2\s+host-a-4242-ab12\s+HTTP 403 from Graph: the app lacks the ReportingWebService\.…$/);
     assert.match(lines.find((line) => line.startsWith('job-3 ')) ?? '', /paging .* running /);
-    assert.match(lines.find((line) => line.startsWith('job-4 ')) ?? '', /lost-in\s+scheduled\s+paging \(lost: no heartbeat for 10m0\ds\)/, 'a job whose heartbeat stopped is shown as lost');
+    assert.match(lines.find((line) => line.startsWith('job-4 ')) ?? '', /lost-in\s+scheduled\s+paging \(lost: no heartbeat for 10m\d\ds\)/, 'a job whose heartbeat stopped is shown as lost');
     const scheduled = result.stdout.slice(result.stdout.indexOf('currently scheduled:'));
     assert.match(scheduled, /rws-in\s+2026-11-20 11:05Z\n\s+graph-in\s+2026-11-20 11:15Z/);
   });
