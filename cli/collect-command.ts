@@ -15,7 +15,7 @@ import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobReco
 import type { InputConfig } from '../config/schema.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
 import { createJobTracker } from '../runtime/job-tracker.ts';
-import { createCollectorPublisher } from '../runtime/collector-stores.ts';
+import { createCollectorPublisher, eventsStreamOptions } from '../runtime/collector-stores.ts';
 import { settlesWithin } from '../runtime/settles-within.ts';
 import { createCollectProgress } from './collect-progress.ts';
 
@@ -74,7 +74,7 @@ export function collectCommand(): Command {
       let cancelService: { unsubscribe(): void } | null = null;
       try {
         const jsm = await jetstreamManager(nc);
-        await ensureEventsStream(jsm, { ...config.nats.eventsStream, replicas: config.nats.replicas });
+        await ensureEventsStream(jsm, eventsStreamOptions(config));
         await ensureDeadLetterStream(jsm, { replicas: config.nats.replicas });
         const progress = createCollectProgress({ inputId: input.id, window, out: process.stderr, now: Date.now });
         // The tenant's budget in NATS: a collect beside a running `msgtrace run` shares its quota.

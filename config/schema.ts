@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { apiDialectOf } from './api-dialect.ts';
 import { evaluateTimeExpression, parseDuration, TimeOutOfRangeError } from './time-expr.ts';
+import { retentionDurationPattern, retentionMs } from './retention-duration.ts';
 
 /** Cribl's default Report URL: the legacy Reporting Web Service. */
 export const DEFAULT_REPORT_URL = 'https://reports.office365.com/ecp/reportingwebservice/reporting.svc/MessageTrace';
@@ -92,7 +93,6 @@ const jobTimeout = z.union([z.string(), z.number()], JOB_TIMEOUT_FORMS).superRef
 /** Cribl's defaults for `retryRules.codes`; Cribl's UI exports `[]` when the user left the list untouched. */
 export const DEFAULT_RETRY_CODES: readonly number[] = [429, 503];
 
-const TTL_UNIT_MS: Readonly<Record<string, number>> = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
  * Job records are kept for the largest `ttl`, as a JetStream max age in
@@ -101,10 +101,6 @@ const TTL_UNIT_MS: Readonly<Record<string, number>> = { '': 1000, s: 1000, m: 60
  */
 const MAX_TTL_MS = 365 * 86_400_000;
 
-function ttlMs(ttl: string): number {
-  const match = /^(\d+)([smhd]?)$/.exec(ttl);
-  return match ? Number(match[1]) * (TTL_UNIT_MS[match[2] ?? ''] ?? 1000) : 0;
-}
 
 export const RetryRulesSchema = z.strictObject({
   type: z.enum(['backoff', 'static', 'none']).default('backoff'),
@@ -191,8 +187,8 @@ export const InputSchema = z
     environment: optionalText,
     ttl: z
       .string()
-      .regex(/^\d+[smhd]?$/, 'must be a duration such as 4h, 30m or 1d')
-      .refine((ttl) => ttlMs(ttl) <= MAX_TTL_MS, 'must be at most 365d')
+      .regex(retentionDurationPattern, 'must be a duration such as 4h, 30m or 1d')
+      .refine((ttl) => (retentionMs(ttl) ?? 0) <= MAX_TTL_MS, 'must be at most 365d')
       .default('4h'),
     // Cribl's scheduler and routing knobs, present in every export. Accepted so an
     // export loads unchanged; msgtrace routes by `subject` and schedules by itself.
@@ -293,6 +289,14 @@ export const NatsSchema = z.strictObject({
     .strictObject({
       name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -').default('MSGTRACE_EVENTS'),
       subjects: z.array(z.string().min(1)).min(1, 'must list at least one subject').default(['msgtrace.events.>']),
+      /**
+       * How long events are kept (`7d`, `36h`; `0` = forever): the stream's
+       * max_age. Default 7 days — a week for consumers to catch up after an
+       * outage, without the stream growing until the disk is full.
+       */
+      maxAge: z.string().regex(retentionDurationPattern, 'must be a duration such as 7d, 36h or 30m (0 = forever)').default('7d'),
+      /** The stream's max_bytes: oldest events go first beyond it; -1 (the default) = no byte limit. */
+      maxBytes: z.number().int().min(-1, 'must be -1 (no limit) or a number of bytes').default(-1),
     })
     .prefault({}),
 });

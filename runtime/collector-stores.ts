@@ -3,13 +3,20 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { createCheckpointStore, type CheckpointStore } from '../adapters/nats/checkpoint-store.ts';
 import { ensureDeadLetterStream } from '../adapters/nats/dead-letter-stream.ts';
-import { ensureEventsStream } from '../adapters/nats/events-stream.ts';
+import { ensureEventsStream, type EventsStreamOptions } from '../adapters/nats/events-stream.ts';
 import { createJetStreamPublisher, type PublishRetry } from '../adapters/nats/jetstream-publisher.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobBus, type JobRecordStore } from '../adapters/nats/job-records.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import type { RequestBudgetRegistry } from '../adapters/o365/request-budget.ts';
+import { retentionMs } from '../config/retention-duration.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import type { EventPublisher } from '../streams/event-publisher.types.ts';
+
+/** The events stream as the config describes it: name, subjects, retention, replicas. */
+export function eventsStreamOptions(config: MsgtraceConfig): EventsStreamOptions {
+  const { eventsStream, replicas } = config.nats;
+  return { name: eventsStream.name, subjects: eventsStream.subjects, maxAgeMs: retentionMs(eventsStream.maxAge) ?? 0, maxBytes: eventsStream.maxBytes, replicas };
+}
 
 /** Everything a process that runs jobs keeps in NATS, opened once. */
 export interface CollectorStores {
@@ -20,13 +27,6 @@ export interface CollectorStores {
   readonly requestBudgets: RequestBudgetRegistry;
 }
 
-const ttlUnitsMs: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Cribl's `ttl` (`4h`, `30m`, `1d`, bare = seconds) in ms. */
-function ttlMs(ttl: string): number {
-  const match = /^(\d+)([smhd]?)$/.exec(ttl);
-  return match ? Number(match[1]) * ttlUnitsMs[match[2] || 's']! : defaultJobRecordTtlMs;
-}
 
 /**
  * Creates (when absent) the streams and buckets jobs write to — events, dead
@@ -36,7 +36,7 @@ function ttlMs(ttl: string): number {
 export async function openCollectorStores(nc: NatsConnection, config: MsgtraceConfig, logger: Logger, now: () => number): Promise<CollectorStores> {
   const jsm = await jetstreamManager(nc);
   const { replicas } = config.nats;
-  await ensureEventsStream(jsm, { ...config.nats.eventsStream, replicas });
+  await ensureEventsStream(jsm, eventsStreamOptions(config));
   await ensureDeadLetterStream(jsm, { replicas });
   const checkpoints = await createCheckpointStore(nc, {
     replicas,
@@ -50,7 +50,7 @@ export async function openCollectorStores(nc: NatsConnection, config: MsgtraceCo
   });
   const records = await createJobRecordStore(nc, {
     replicas,
-    ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => ttlMs(input.ttl))),
+    ttlMs: Math.max(defaultJobRecordTtlMs, ...config.inputs.map((input) => retentionMs(input.ttl) ?? defaultJobRecordTtlMs)),
   });
   const publisher = createCollectorPublisher(nc, config, (retry) =>
     logger.warn({ subject: retry.subject, attempt: retry.attempt, retryInMs: retry.delayMs, reason: retry.reason }, 'publish not acknowledged; retrying with the same Nats-Msg-Id'),

@@ -84,7 +84,8 @@ describe('config defaults', () => {
     assert.equal(parsed.backfillMaxPagesPerWindow, 10);
     assert.deepEqual(result.config.nats, {
       servers: ['nats://127.0.0.1:4222'],
-      eventsStream: { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'] },
+      replicas: 1,
+      eventsStream: { name: 'MSGTRACE_EVENTS', subjects: ['msgtrace.events.>'], maxAge: '7d', maxBytes: -1 },
     });
     assert.deepEqual(result.config.pipelines, []);
     assert.deepEqual(result.config.secrets, []);

@@ -62,6 +62,25 @@ describe('JetStream publisher against a real nats-server', () => {
     assert.deepEqual(again.info.config.subjects, ['msgtrace.events.>'], 'a covered subject is not added');
   });
 
+  it("applies the config's retention to the events stream: 7 days by default, a byte limit when given, and a changed limit to an existing stream", async () => {
+    const { validateConfig } = await import('../config/load-config.ts');
+    const { eventsStreamOptions } = await import('../runtime/collector-stores.ts');
+    const defaults = validateConfig({});
+    assert.ok(defaults.ok);
+    const applied = await ensureEventsStream(jsm, eventsStreamOptions(defaults.config));
+    assert.equal(applied.info.config.max_age, 7 * 86_400 * 1e9, 'the existing stream took the default 7 days');
+    assert.equal(applied.info.config.max_bytes, -1);
+    const tuned = validateConfig({ nats: { eventsStream: { maxAge: '36h', maxBytes: 1_000_000_000 } } });
+    assert.ok(tuned.ok);
+    const updated = await ensureEventsStream(jsm, eventsStreamOptions(tuned.config));
+    assert.equal(updated.info.config.max_age, 36 * 3_600 * 1e9);
+    assert.equal(updated.info.config.max_bytes, 1_000_000_000);
+    const unchanged = await ensureEventsStream(jsm, eventsStreamOptions(tuned.config));
+    assert.equal(unchanged.info.config.max_age, 36 * 3_600 * 1e9);
+    const problems = validateConfig({ nats: { eventsStream: { maxAge: 'a week' } } });
+    assert.ok(!problems.ok && problems.problems.some((p) => p.path === 'nats.eventsStream.maxAge'));
+  });
+
   it('publishes the payload without __ fields, internal fields as headers, Nats-Msg-Id for dedupe', async () => {
     const publisher = createJetStreamPublisher(jetstream(nc), { timeoutMs: 5000 });
     const first = await publisher.publish('msgtrace.events.graph-in', event, 'trace-4451|recipient@contoso.com|delivered');

@@ -7,8 +7,14 @@ export interface EventsStreamOptions {
   readonly subjects?: ReadonlyArray<string>;
   /** JetStream's Nats-Msg-Id dedupe window; default 2 h. */
   readonly duplicateWindowMs?: number;
-  /** Max age of a message, set when the stream is created; unlimited when absent. */
+  /**
+   * Max age of a message (0 = forever) and the stream's byte limit (-1 =
+   * none). Set on creation, and applied to an existing stream whose limits
+   * differ: they are the retention the config promises. Left as they are
+   * when absent.
+   */
   readonly maxAgeMs?: number;
+  readonly maxBytes?: number;
   /** What the stream is for, in the server's stream info. */
   readonly description?: string;
   /** Replicas when the stream is created (`nats.replicas`: 3 on a 3-server cluster); default 1. */
@@ -59,6 +65,10 @@ export async function ensureEventsStream(jsm: JetStreamManager, opts: EventsStre
   const name = opts.name ?? defaultEventsStream.name;
   const subjects = [...(opts.subjects ?? defaultEventsStream.subjects)];
   const duplicateWindowMs = opts.duplicateWindowMs ?? defaultEventsStream.duplicateWindowMs;
+  const limits = {
+    ...(opts.maxAgeMs !== undefined ? { max_age: nanos(opts.maxAgeMs) } : {}),
+    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+  };
   let existing: StreamInfo | undefined;
   try {
     existing = await jsm.streams.info(name);
@@ -75,15 +85,16 @@ export async function ensureEventsStream(jsm: JetStreamManager, opts: EventsStre
         storage: StorageType.File,
         duplicate_window: nanos(duplicateWindowMs),
         num_replicas: opts.replicas ?? 1,
-        ...(opts.maxAgeMs !== undefined ? { max_age: nanos(opts.maxAgeMs) } : {}),
+        ...limits,
         ...(opts.description !== undefined ? { description: opts.description } : {}),
       });
       return { created: true, info };
     }
     const have = existing.config.subjects ?? [];
     const missing = subjects.filter((subject) => !have.some((pattern) => subjectCovers(pattern, subject)));
-    if (missing.length === 0) return { created: false, info: existing };
-    const info = await jsm.streams.update(name, { subjects: [...have, ...missing] });
+    const limitsChanged = (limits.max_age !== undefined && limits.max_age !== existing.config.max_age) || (limits.max_bytes !== undefined && limits.max_bytes !== existing.config.max_bytes);
+    if (missing.length === 0 && !limitsChanged) return { created: false, info: existing };
+    const info = await jsm.streams.update(name, { ...(missing.length > 0 ? { subjects: [...have, ...missing] } : {}), ...limits });
     return { created: false, info };
   } catch (error) {
     throw new NatsError(`cannot create or update the JetStream stream ${name} for ${subjects.join(', ')}: ${(error as Error).message}`, { cause: error });
