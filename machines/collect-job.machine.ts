@@ -20,14 +20,15 @@
  */
 import { assign, emit, enqueueActions, fromPromise, setup, type StateValue } from 'xstate';
 import { errorCodes, MsgtraceError } from '../errors/msgtrace-error.ts';
-import type {
-  DeliveryResult,
-  JobWindow,
-  PageCursor,
-  PageRequest,
-  PageResult,
-  RetryCause,
-  TokenResult,
+import {
+  PageRows,
+  type DeliveryResult,
+  type JobWindow,
+  type PageCursor,
+  type PageRequest,
+  type PageResult,
+  type RetryCause,
+  type TokenResult,
 } from './collect-job.types.ts';
 import { defaultPagingLimits, newPagingHistory, pagingProblem, rememberPage, type PagingHistory, type PagingLimits } from './paging-progress.ts';
 import { decideRetry, retryableOf, type RetryRules } from './retry-policy.ts';
@@ -48,9 +49,9 @@ export interface CollectJobInput {
   readonly paging?: PagingLimits;
 }
 
-/** What `deliverPage` is asked to publish: one page's rows. */
+/** What `deliverPage` is asked to publish: one page's rows (taken from the handle by the delivery). */
 export interface DeliverPageInput {
-  readonly rows: ReadonlyArray<Record<string, unknown>>;
+  readonly rows: PageRows;
   /** 1-based page number within the window. */
   readonly page: number;
   /** True for the window's last page (the API gave no next link). */
@@ -105,7 +106,9 @@ export interface CollectJobContext {
   /** What `retryWait` goes back to. */
   readonly retryTarget: 'authenticating' | 'paging';
   /** The fetched page waiting for delivery; dropped once delivered. */
-  readonly pending: { readonly rows: ReadonlyArray<Record<string, unknown>>; readonly nextLink: string | null } | null;
+  readonly pending: { readonly rows: PageRows; readonly nextLink: string | null } | null;
+  /** The page whose checkpoint is being saved (`checkpointing`). */
+  readonly delivered: SaveCheckpointInput | null;
   readonly outcome: CollectJobFinalState | null;
   readonly error: string | null;
 }
@@ -157,6 +160,14 @@ export type CollectJobEmitted =
       readonly events: number;
     };
 
+/** What `saveCheckpoint` is asked to record once a page is delivered. */
+export interface SaveCheckpointInput {
+  /** The page just delivered (every event acknowledged). */
+  readonly page: number;
+  /** Where the next page comes from; null when that page completed the window. */
+  readonly next: PageCursor | null;
+}
+
 /** A port that the composition root forgot to provide fails loudly, not silently. */
 function notProvided(port: string): never {
   throw new MsgtraceError(
@@ -189,6 +200,8 @@ export const collectJobMachine = setup({
     acquireToken: fromPromise<TokenResult, { forceRefresh: boolean }>(async () => notProvided('acquireToken')),
     fetchPage: fromPromise<PageResult, PageRequest>(async () => notProvided('fetchPage')),
     deliverPage: fromPromise<DeliveryResult, DeliverPageInput>(async () => notProvided('deliverPage')),
+    /** A job without a checkpoint (an ad hoc collect, a test) has nothing to save: resolved at once. */
+    saveCheckpoint: fromPromise<void, SaveCheckpointInput>(async () => undefined),
   },
   guards: {
     tokenOk: (_, params: { result: TokenResult }) => params.result.status === 'ok',
@@ -201,7 +214,7 @@ export const collectJobMachine = setup({
       return retryable !== null && decideRetry(context.retryRules, context.attempt, retryable).retry;
     },
     retryingToken: ({ context }) => context.retryTarget === 'authenticating',
-    isLastPage: ({ context }) => context.pending === null || context.pending.nextLink === null,
+    windowComplete: ({ context }) => context.delivered === null || context.delivered.next === null,
     hasJobTimeout: ({ context }) => context.jobTimeoutMs !== null && context.jobTimeoutMs > 0,
     heartbeatEnabled: ({ context }) => context.keepAliveMs > 0,
   },
@@ -281,7 +294,7 @@ export const collectJobMachine = setup({
     holdPage: assign(({ context }, params: { result: PageResult }) =>
       params.result.status === 'page'
         ? {
-            pending: { rows: params.result.rows, nextLink: params.result.nextLink },
+            pending: { rows: new PageRows(params.result.rows), nextLink: params.result.nextLink },
             attempt: 0,
             reauthenticated: false,
             pagingHistory: rememberPage(context.pagingHistory, context.cursor, params.result),
@@ -291,7 +304,7 @@ export const collectJobMachine = setup({
     /** Every event of the page is acked: count it, emit it, move the cursor. */
     recordDelivery: enqueueActions(({ context, enqueue }, params: { delivery: DeliveryResult }) => {
       const nextLink = context.pending?.nextLink ?? null;
-      const rows = context.pending?.rows.length ?? 0;
+      const rows = context.pending?.rows.count ?? 0;
       const pages = context.pages + 1;
       const events = context.events + params.delivery.published;
       const next: PageCursor | null = nextLink === null ? null : { kind: 'next', link: nextLink };
@@ -301,6 +314,7 @@ export const collectJobMachine = setup({
         duplicates: context.duplicates + params.delivery.duplicates,
         deadLettered: context.deadLettered + params.delivery.deadLettered,
         pending: null,
+        delivered: { page: context.page, next },
         cursor: next ?? context.cursor,
         page: next === null ? context.page : context.page + 1,
       });
@@ -382,6 +396,7 @@ export const collectJobMachine = setup({
     retryDelayMs: 0,
     retryTarget: 'paging',
     pending: null,
+    delivered: null,
     outcome: null,
     error: null,
   }),
@@ -489,26 +504,39 @@ export const collectJobMachine = setup({
                     id: 'deliverPage',
                     src: 'deliverPage',
                     input: ({ context }) => ({
-                      rows: context.pending?.rows ?? [],
+                      rows: context.pending?.rows ?? new PageRows([]),
                       page: context.page,
                       isLast: context.pending?.nextLink == null,
                     }),
-                    onDone: [
-                      {
-                        guard: 'isLastPage',
-                        target: '#collectJob.done',
-                        actions: { type: 'recordDelivery', params: ({ event }) => ({ delivery: event.output }) },
-                      },
-                      {
-                        target: 'fetching',
-                        actions: { type: 'recordDelivery', params: ({ event }) => ({ delivery: event.output }) },
-                      },
-                    ],
+                    onDone: {
+                      target: 'checkpointing',
+                      actions: { type: 'recordDelivery', params: ({ event }) => ({ delivery: event.output }) },
+                    },
                     onError: {
                       target: '#collectJob.failed',
                       actions: {
                         type: 'failWithError',
                         params: ({ event }) => ({ port: 'deliverPage', error: event.error }),
+                      },
+                    },
+                  },
+                },
+                /**
+                 * The page is delivered: its checkpoint (the next page's
+                 * cursor, or the window's end) is saved before anything else
+                 * happens — the next fetch waits for it.
+                 */
+                checkpointing: {
+                  invoke: {
+                    id: 'saveCheckpoint',
+                    src: 'saveCheckpoint',
+                    input: ({ context }) => context.delivered ?? { page: context.page, next: null },
+                    onDone: [{ guard: 'windowComplete', target: '#collectJob.done' }, { target: 'fetching' }],
+                    onError: {
+                      target: '#collectJob.failed',
+                      actions: {
+                        type: 'failWithError',
+                        params: ({ event }) => ({ port: 'saveCheckpoint', error: event.error }),
                       },
                     },
                   },

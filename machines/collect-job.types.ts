@@ -85,3 +85,34 @@ export interface DeliveryResult {
   /** Field expressions that threw, by metadata name. */
   readonly fieldErrors: Readonly<Record<string, number>>;
 }
+
+/**
+ * A fetched page's rows on their way from the fetch to the delivery, handed
+ * over exactly once. The delivery turns each row into its event in place
+ * (no ~600-byte copy per row, the bench's finding), so the rows must not
+ * stay reachable from the chart while that happens: the chart keeps this
+ * handle, the delivery `take()`s the rows, and from then on the chart holds
+ * only their count.
+ */
+export class PageRows {
+  #rows: Array<Record<string, unknown>> | null;
+  readonly count: number;
+
+  constructor(rows: ReadonlyArray<Record<string, unknown>>) {
+    this.#rows = rows as Array<Record<string, unknown>>;
+    this.count = rows.length;
+  }
+
+  /** The rows, for the one delivery that owns them from now on. */
+  take(): Array<Record<string, unknown>> {
+    const rows = this.#rows;
+    if (rows === null) throw new Error('these page rows were already handed to a delivery');
+    this.#rows = null;
+    return rows;
+  }
+
+  /** Whether the delivery has taken them. */
+  get taken(): boolean {
+    return this.#rows === null;
+  }
+}

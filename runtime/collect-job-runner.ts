@@ -13,6 +13,7 @@ import {
   type CollectJobEmitted,
   type CollectJobSummary,
   type DeliverPageInput,
+  type SaveCheckpointInput,
   jobStateName,
 } from '../machines/collect-job.machine.ts';
 import type { JobWindow, PageCursor, PageRequest, PageResult } from '../machines/collect-job.types.ts';
@@ -53,6 +54,12 @@ export interface CollectJobRun {
   /** Each state the job enters (`authenticating`, `paging.fetching`, `retryWait`, …). */
   readonly onState?: (state: string) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Records a delivered page's checkpoint (the next page's cursor, or the
+   * window complete). The job waits for it before fetching on: a rejection
+   * fails the job, so it never runs ahead of what a restart would resume.
+   */
+  readonly saveCheckpoint?: (delivered: SaveCheckpointInput) => Promise<void>;
   /** The actor system's clock (xstate `SimulatedClock` in replay tests); real time when absent. */
   readonly clock?: ActorOptions<typeof collectJobMachine>['clock'];
   /** xstate's inspection hook (recorders capture the classified port results the chart saw). */
@@ -152,7 +159,11 @@ export async function runCollectJob(deps: CollectJobRunnerDeps, run: CollectJobR
     actors: {
       acquireToken: fromPromise(({ input: request }: { input: { forceRefresh: boolean } }) => tokenSource.acquire(request.forceRefresh)),
       fetchPage: fromPromise(({ input: request, signal }: { input: PageRequest; signal: AbortSignal }) => pageSource.fetchPage(request, signal)),
-      deliverPage: fromPromise(({ input: page, signal }: { input: DeliverPageInput; signal: AbortSignal }) => deliver({ ...page, signal })),
+      // The delivery takes the page's rows from the chart: it turns them into events in place.
+      deliverPage: fromPromise(({ input: page, signal }: { input: DeliverPageInput; signal: AbortSignal }) =>
+        deliver({ rows: page.rows.take(), page: page.page, isLast: page.isLast, signal }),
+      ),
+      saveCheckpoint: fromPromise(async ({ input: delivered }: { input: SaveCheckpointInput }) => run.saveCheckpoint?.(delivered)),
     },
   });
   const actor = createActor(machine, {

@@ -7,6 +7,7 @@ import {
   type CollectJobEmitted,
   type CollectJobInput,
   type DeliverPageInput,
+  type SaveCheckpointInput,
 } from '../machines/collect-job.machine.ts';
 import type { DeliveryResult, PageRequest, PageResult, TokenResult } from '../machines/collect-job.types.ts';
 import { defaultRetryRules } from '../machines/retry-policy.ts';
@@ -57,7 +58,7 @@ describe('collect job replays recorded runs', () => {
       recorded.map((page, i) => [i + 1, page.rows.length, page.rows.length, next(page.nextLink)]),
     );
     assert.deepEqual(
-      run.calls.deliveries.map((d) => [d.page, d.rows.length, d.isLast]),
+      run.calls.deliveries.map((d) => [d.page, d.rows.count, d.isLast]),
       recorded.map((page, i) => [i + 1, page.rows.length, i === recorded.length - 1]),
     );
   });
@@ -132,7 +133,7 @@ const lastPage = (rows: number): PageResult => ({
   bytes: 10,
 });
 const acked = (input: DeliverPageInput): DeliveryResult => ({
-  published: input.rows.length,
+  published: input.rows.count,
   duplicates: 0,
   filtered: 0,
   broken: 0,
@@ -545,5 +546,83 @@ describe('collect job: quota pauses and listed codes', () => {
     await settle();
     assert.equal(unlisted.state(), 'failed');
     assert.match(unlisted.actor.getSnapshot().output!.error ?? '', /unexpected HTTP 408 from Graph/);
+  });
+});
+
+describe('collect job: the checkpoint is part of the flow', () => {
+  test('the next page is fetched only once the delivered page\'s checkpoint is saved; a refused save fails the job', async () => {
+    const saves: SaveCheckpointInput[] = [];
+    let releaseSave: () => void = () => undefined;
+    const twoPages = (request: PageRequest): Promise<PageResult> =>
+      Promise.resolve({ status: 'page', rows: [{ id: `r${request.page}` }], nextLink: request.page === 1 ? 'https://next/2' : null, bytes: 10 });
+    const machine = collectJobMachine.provide({
+      actors: {
+        acquireToken: fromPromise(async (): Promise<TokenResult> => tokenOk),
+        fetchPage: fromPromise(({ input }: { input: PageRequest }) => twoPages(input)),
+        deliverPage: fromPromise(async ({ input }: { input: DeliverPageInput }) => acked(input)),
+        saveCheckpoint: fromPromise(({ input }: { input: SaveCheckpointInput }) => {
+          saves.push(input);
+          return new Promise<void>((resolve) => (releaseSave = resolve));
+        }),
+      },
+    });
+    const actor = createActor(machine, {
+      clock: new SimulatedClock(),
+      input: { jobId: 'job-1', inputId: 'o365', window: { startMs: 0, endMs: 3_600_000 }, retryRules: defaultRetryRules, jobTimeoutMs: null, keepAliveMs: 0 },
+    });
+    actor.start();
+    actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(jobStateName(actor.getSnapshot().value), 'paging.checkpointing');
+    assert.deepEqual(saves, [{ page: 1, next: { kind: 'next', link: 'https://next/2' } }]);
+    assert.equal(actor.getSnapshot().context.page, 2, 'the cursor moved, but page 2 waits for the save');
+    releaseSave();
+    await settle();
+    assert.deepEqual(saves.map((save) => save.page), [1, 2]);
+    assert.equal(saves[1]?.next, null, 'the last page saves the window complete');
+    releaseSave();
+    await settle();
+    assert.equal(jobStateName(actor.getSnapshot().value), 'done');
+
+    const refusing = createActor(
+      collectJobMachine.provide({
+        actors: {
+          acquireToken: fromPromise(async (): Promise<TokenResult> => tokenOk),
+          fetchPage: fromPromise(({ input }: { input: PageRequest }) => twoPages(input)),
+          deliverPage: fromPromise(async ({ input }: { input: DeliverPageInput }) => acked(input)),
+          saveCheckpoint: fromPromise(async () => Promise.reject(new Error('the checkpoint of input o365 is no longer at revision 4'))),
+        },
+      }),
+      { clock: new SimulatedClock(), input: { jobId: 'job-2', inputId: 'o365', window: { startMs: 0, endMs: 3_600_000 }, retryRules: defaultRetryRules, jobTimeoutMs: null, keepAliveMs: 0 } },
+    );
+    refusing.start();
+    refusing.send({ type: 'job.start' });
+    await settle();
+    assert.equal(jobStateName(refusing.getSnapshot().value), 'failed');
+    assert.match(refusing.getSnapshot().output?.error ?? '', /saveCheckpoint failed: the checkpoint of input o365 is no longer at revision 4/);
+  });
+
+  test('the delivery takes the page\'s rows: the chart keeps only their count', async () => {
+    let heldDuringDelivery: unknown;
+    const machine = collectJobMachine.provide({
+      actors: {
+        acquireToken: fromPromise(async (): Promise<TokenResult> => tokenOk),
+        fetchPage: fromPromise(async (): Promise<PageResult> => lastPage(3)),
+        deliverPage: fromPromise(async ({ input }: { input: DeliverPageInput }) => {
+          const rows = input.rows.take();
+          heldDuringDelivery = actor.getSnapshot().context.pending?.rows.taken;
+          return { published: rows.length, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {} };
+        }),
+      },
+    });
+    const actor = createActor(machine, {
+      clock: new SimulatedClock(),
+      input: { jobId: 'job-3', inputId: 'o365', window: { startMs: 0, endMs: 3_600_000 }, retryRules: defaultRetryRules, jobTimeoutMs: null, keepAliveMs: 0 },
+    });
+    actor.start();
+    actor.send({ type: 'job.start' });
+    await settle();
+    assert.equal(heldDuringDelivery, true, 'while the delivery works on the rows, the chart no longer holds them');
+    assert.equal(actor.getSnapshot().output?.events, 3);
   });
 });

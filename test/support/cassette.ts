@@ -215,7 +215,7 @@ export function replayCassette(cassette: Cassette, clock: SimulatedClock): Casse
         const recorded = deliveries.get(input.page);
         // Cassettes recorded before dead letters existed have none.
         if (recorded !== undefined) return { ...recorded, deadLettered: recorded.deadLettered ?? 0 };
-        return { published: input.rows.length, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {} };
+        return { published: input.rows.count, duplicates: 0, filtered: 0, broken: 0, deadLettered: 0, fieldErrors: {} };
       }),
     },
     calls,
