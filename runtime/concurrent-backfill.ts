@@ -50,8 +50,8 @@ export interface ConcurrentBackfillDeps {
   readonly minWindowMs?: number;
   /** A sub-window estimated from its first page at more pages than this is split (≥ 2); default 10. */
   readonly maxPagesPerWindow?: number;
-  /** Called each time the exact checkpoint moves forward (save it). */
-  readonly onCheckpoint?: (checkpointMs: number) => void;
+  /** Called each time the exact checkpoint moves forward: saved before the sub-window's slot is reused. */
+  readonly onCheckpoint?: (checkpointMs: number) => void | Promise<void>;
   /** Called when a sub-window was replaced by `pieces` (for logs). */
   readonly onSplit?: (window: SubWindow, pieces: readonly SubWindow[]) => void;
 }
@@ -97,11 +97,11 @@ export async function runConcurrentBackfill(deps: ConcurrentBackfillDeps, range:
   let splits = 0;
   const totals = { pages: 0, events: 0, duplicates: 0, deadLettered: 0, retries: 0 };
 
-  const moveCheckpoint = () => {
+  const moveCheckpoint = async () => {
     const moved = backfillCheckpoint(range, windows, (window) => states.get(window as SubWindow) === 'done');
     if (moved > checkpointMs) {
       checkpointMs = moved;
-      deps.onCheckpoint?.(checkpointMs);
+      await deps.onCheckpoint?.(checkpointMs);
     }
   };
 
@@ -149,7 +149,7 @@ export async function runConcurrentBackfill(deps: ConcurrentBackfillDeps, range:
       return;
     }
     states.set(window, 'done');
-    moveCheckpoint();
+    await moveCheckpoint();
   };
 
   return new Promise<ConcurrentBackfillResult>((resolve) => {

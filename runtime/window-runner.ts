@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import { createActor, fromPromise, toPromise } from 'xstate';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { CheckpointConflictError } from '../adapters/nats/checkpoint-conflict-error.ts';
 import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
-import type { CollectJobEmitted, CollectJobSummary } from '../machines/collect-job.machine.ts';
+import type { CollectJobSummary, SaveCheckpointInput } from '../machines/collect-job.machine.ts';
 import type { JobWindow } from '../machines/collect-job.types.ts';
 import type { RunJobInput, RunJobOutput } from '../machines/input-scheduler.machine.ts';
 import type { ResumePoint } from '../machines/schedule-windows.ts';
+import { catchUpRange, checkpointAfterPage, checkpointAtStart, linkRefusedStatuses, type AttemptOutcome, type CheckpointValue } from '../machines/window-policy.ts';
+import { windowRunMachine, type AttemptRequest, type WindowRunOutcome } from '../machines/window-run.machine.ts';
 import type { Checkpoint } from '../machines/scheduler.types.ts';
 import { runCollectJob } from './collect-job-runner.ts';
 import type { CollectorStores } from './collector-stores.ts';
@@ -57,17 +60,6 @@ function scheduledJobId(inputId: string, scheduledForMs: number): string {
   return `${inputId}-${new Date(scheduledForMs).toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
 }
 
-function sameWindow(a: JobWindow, b: JobWindow): boolean {
-  return a.startMs === b.startMs && a.endMs === b.endMs;
-}
-
-/**
- * What a server answers for a page link it no longer honours: Graph and RWS
- * refuse an expired or unknown `$skiptoken` with 400, a gateway may say 404
- * or 410. Only these make a resumed job start its window over.
- */
-const linkRefusedStatuses: ReadonlySet<number> = new Set([400, 404, 410]);
-
 /** Why a worker's job stopped when another worker had taken its window over. */
 const supersededReason = 'superseded: another worker took this window over (the checkpoint moved on); stopped without writing';
 
@@ -94,7 +86,7 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
   const { checkpoints, records, bus, publisher, requestBudgets } = stores;
   const inputsById = new Map(config.inputs.map((input) => [input.id, input]));
 
-  /** One collection job with its record, its cancel service and its log lines; `onPage` sees every acked page. */
+  /** One collection job with its record, its cancel service and its log lines; `saveCheckpoint` records each delivered page (the job waits for it). */
   async function runTrackedJob(
     input: InputConfig,
     job: {
@@ -104,8 +96,8 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
       resumeFrom?: ResumePoint;
       signal: AbortSignal;
       onPageFetched?: PageFetchedHook;
+      saveCheckpoint?: (delivered: SaveCheckpointInput) => Promise<void>;
     },
-    onPage: (event: Extract<CollectJobEmitted, { type: 'job.page' }>) => void,
   ): Promise<CollectJobSummary> {
     const log = inputLogger(logger, input);
     const tracker = createJobTracker({
@@ -138,6 +130,7 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
           resumeFrom: job.resumeFrom ? { cursor: job.resumeFrom.cursor, page: job.resumeFrom.page } : undefined,
           signal: abort.signal,
           ...(job.onPageFetched ? { onPageFetched: job.onPageFetched } : {}),
+          ...(job.saveCheckpoint ? { saveCheckpoint: job.saveCheckpoint } : {}),
           onState: (state) => {
             tracker.onState(state);
             log.debug({ jobId: job.jobId, state }, 'job state');
@@ -147,7 +140,6 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
             if (event.type === 'job.warning') log.warn({ jobId: job.jobId }, event.message);
             if (event.type !== 'job.page') return;
             log.debug({ jobId: job.jobId, page: event.page, published: event.published, duplicates: event.duplicates }, 'page delivered');
-            onPage(event);
           },
         },
       );
@@ -167,23 +159,16 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
     const input = inputsById.get(request.inputId) as InputConfig;
     const log = inputLogger(logger, input);
     const jobId = scheduledJobId(input.id, request.scheduledForMs);
-    let { checkpoint, revision } = await checkpoints.load(input.id);
-    const completedUntilMs = checkpoint?.completedUntilMs ?? null;
-    if (completedUntilMs !== null && completedUntilMs >= request.window.endMs && checkpoint?.inProgress == null) {
-      // A task handed on after its worker finished the window but before it said so.
-      log.info({ window: windowText(request.window) }, 'window already collected; nothing to do');
-      return { summary: { state: 'done', pages: 0, events: 0, duplicates: 0, deadLettered: 0, retries: 0, error: null }, checkpoint: checkpoint!, superseded: false };
-    }
-    // Resume where the checkpoint says, not where the plan said: another worker may have moved it since.
-    const inProgress = checkpoint?.inProgress ?? null;
-    const resumeFrom: ResumePoint | undefined =
-      inProgress !== null && sameWindow(inProgress.window, request.window) ? { cursor: inProgress.cursor, page: inProgress.page, jobId: inProgress.jobId } : undefined;
+    /** The input's checkpoint as this window last read or wrote it, and its KV revision (compare-and-set). */
+    let checkpoint: Checkpoint | null = null;
+    let revision = 0;
     let saveFailure: unknown = null;
     let saving = Promise.resolve();
     const abort = new AbortController();
     const onShutdown = () => abort.abort(deps.shutdown.reason);
     deps.shutdown.addEventListener('abort', onShutdown, { once: true });
-    const save = (next: Omit<Checkpoint, 'inputId' | 'updatedAtMs'>) => {
+    /** Writes the next checkpoint after every earlier write of this window (a later page never overwritten by an earlier one). */
+    const save = (next: CheckpointValue) => {
       const value: Checkpoint = { inputId: input.id, ...next, updatedAtMs: now() };
       saving = saving.then(async () => {
         if (saveFailure !== null) return;
@@ -205,45 +190,49 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
       if (superseded()) return { ...summary, state: 'cancelled', error: supersededReason };
       return { ...summary, state: 'failed', error: `checkpoint not saved: ${(saveFailure as Error).message}` };
     };
+    const outcomeOf = (summary: CollectJobSummary, linkRefused: boolean): AttemptOutcome => ({
+      summary: withSaveFailure(summary),
+      linkRefused,
+      saveFailed: saveFailure !== null,
+      stopped: abort.signal.aborted,
+    });
 
-    /** Set when the API refused the saved page link itself (see `linkRefusedStatuses`). */
-    let savedLinkRefused = false;
-    /** One job over the whole window, checkpointing the next page's link after every acked page. */
-    const attempt = async (from: ResumePoint | undefined): Promise<CollectJobSummary> => {
-      await save({
-        completedUntilMs,
-        inProgress: { jobId, window: request.window, cursor: from?.cursor ?? { kind: 'first' }, page: from?.page ?? 1 },
-      });
+    /** One job over the whole window, its checkpoint saved after every delivered page (the job waits for it). */
+    const runAttempt = async ({ from, checkpoint: startedFrom }: AttemptRequest): Promise<AttemptOutcome> => {
+      const job = { jobId, window: request.window, completedUntilMs: startedFrom?.completedUntilMs ?? null };
+      await save(checkpointAtStart(job, from));
+      let linkRefused = false;
       const onPageFetched: PageFetchedHook | undefined = from
         ? (fetched, result) => {
-            if (fetched.page === from.page && fetched.cursor.kind === 'next' && result.status === 'failed' && linkRefusedStatuses.has(result.httpStatus ?? 0)) {
-              savedLinkRefused = true;
-            }
+            if (fetched.page === from.page && fetched.cursor.kind === 'next' && result.status === 'failed' && linkRefusedStatuses.has(result.httpStatus ?? 0)) linkRefused = true;
           }
         : undefined;
-      const summary = await runTrackedJob(input, { jobId, window: request.window, scheduledForMs: request.scheduledForMs, resumeFrom: from, signal: abort.signal, onPageFetched }, (event) => {
-        void save(
-          event.next === null
-            ? { completedUntilMs: request.window.endMs, inProgress: null }
-            : { completedUntilMs, inProgress: { jobId, window: request.window, cursor: event.next, page: event.page + 1 } },
-        );
+      const summary = await runTrackedJob(input, {
+        jobId,
+        window: request.window,
+        scheduledForMs: request.scheduledForMs,
+        resumeFrom: from,
+        signal: abort.signal,
+        onPageFetched,
+        saveCheckpoint: (delivered) => save(checkpointAfterPage(job, delivered)),
       });
       await saving;
-      return withSaveFailure(summary);
+      return outcomeOf(summary, linkRefused);
     };
 
     /**
-     * A catch-up (a window wider than two intervals, nothing to resume):
-     * sub-windows collected concurrently, sharing the tenant's request
-     * budget. The checkpoint is the start of the oldest unfinished
-     * sub-window, so a crash re-reads at most the sub-windows in flight
-     * (dedupe removes what was already stored) and never skips one; a
-     * catch-up taken over by another worker starts at that checkpoint. A
-     * sub-window whose first page shows it is dense is re-cut; its job ends
-     * `cancelled` (logged as info) before delivering anything.
+     * A catch-up: sub-windows collected concurrently, sharing the tenant's
+     * request budget. The checkpoint is the start of the oldest unfinished
+     * sub-window (saved before the sub-window's slot is reused), so a crash
+     * re-reads at most the sub-windows in flight (dedupe removes what was
+     * already stored) and never skips one; a catch-up taken over by another
+     * worker starts at that checkpoint. A sub-window whose first page shows
+     * it is dense is re-cut; its job ends `cancelled` (logged as info)
+     * before delivering anything.
      */
-    const backfill = async (): Promise<CollectJobSummary> => {
-      const range = { startMs: Math.max(request.window.startMs, completedUntilMs ?? request.window.startMs), endMs: request.window.endMs };
+    const runBackfill = async ({ checkpoint: startedFrom }: { checkpoint: Checkpoint | null }): Promise<AttemptOutcome> => {
+      const range = catchUpRange(request.window, startedFrom?.completedUntilMs ?? null);
+      log.info({ window: windowText(range), concurrency: input.backfillConcurrency }, 'catching up: sub-windows collected concurrently');
       await save({ completedUntilMs: range.startMs, inProgress: null });
       let part = 0;
       const result = await runConcurrentBackfill(
@@ -252,50 +241,53 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
           maxPagesPerWindow: input.backfillMaxPagesPerWindow,
           runJob: splittableJob(
             (window, signal, onPageFetched) =>
-              runTrackedJob(input, { jobId: `${jobId}-${++part}`, window, scheduledForMs: request.scheduledForMs, signal, onPageFetched }, () => undefined),
+              runTrackedJob(input, { jobId: `${jobId}-${++part}`, window, scheduledForMs: request.scheduledForMs, signal, onPageFetched }),
             { pageSize: input.pageSize, signal: abort.signal },
           ),
-          onCheckpoint: (checkpointMs) => void save({ completedUntilMs: checkpointMs, inProgress: null }),
+          onCheckpoint: (checkpointMs) => save({ completedUntilMs: checkpointMs, inProgress: null }),
           onSplit: (window, pieces) =>
             log.info({ window: windowText(window), pieces: pieces.length }, 'sub-window split: its first page showed more pages than backfillMaxPagesPerWindow'),
         },
         range,
       );
-      if (result.state === 'done') void save({ completedUntilMs: request.window.endMs, inProgress: null });
+      if (result.state === 'done') await save({ completedUntilMs: request.window.endMs, inProgress: null });
       await saving;
       const state = result.state === 'done' ? 'done' : abort.signal.aborted ? 'cancelled' : 'failed';
-      return withSaveFailure({ state, pages: result.pages, events: result.events, duplicates: result.duplicates, deadLettered: result.deadLettered, retries: result.retries, error: result.error });
+      return outcomeOf({ state, pages: result.pages, events: result.events, duplicates: result.duplicates, deadLettered: result.deadLettered, retries: result.retries, error: result.error }, false);
     };
 
-    const catchUp =
-      resumeFrom === undefined &&
-      input.backfillConcurrency > 1 &&
-      request.window.endMs - request.window.startMs > 2 * input.interval * 60_000;
-    let summary: CollectJobSummary;
+    const run = createActor(
+      windowRunMachine.provide({
+        actors: {
+          loadCheckpoint: fromPromise(async () => {
+            ({ checkpoint, revision } = await checkpoints.load(input.id));
+            return checkpoint;
+          }),
+          runAttempt: fromPromise(({ input: attempt }: { input: AttemptRequest }) => runAttempt(attempt)),
+          runBackfill: fromPromise(({ input: backfill }: { input: { checkpoint: Checkpoint | null } }) => runBackfill(backfill)),
+        },
+      }),
+      { input: { inputId: input.id, window: request.window, backfillConcurrency: input.backfillConcurrency, interval: input.interval } },
+    );
+    let startedOver = false;
+    run.subscribe((snapshot) => {
+      if (snapshot.value !== 'startingOver' || startedOver) return;
+      startedOver = true;
+      log.warn({ jobId, error: snapshot.context.attempt?.summary.error }, 'the saved page link was refused; re-reading the window from its first page');
+    });
+    let outcome: WindowRunOutcome;
     try {
-      if (catchUp) {
-        log.info({ window: windowText(request.window), concurrency: input.backfillConcurrency }, 'catching up: sub-windows collected concurrently');
-        summary = await backfill();
-      } else {
-        summary = await attempt(resumeFrom);
-        if (summary.state === 'failed' && savedLinkRefused && summary.pages === 0 && saveFailure === null && !abort.signal.aborted) {
-          // The saved link itself expired. Re-reading the window from its first
-          // page is safe within the stream's duplicate window: JetStream drops
-          // what was already stored by Nats-Msg-Id. Any OTHER failure (403, a
-          // quota, the network) keeps the checkpoint at the saved page: falling
-          // back for those would re-read a window whose earlier pages may have
-          // left the duplicate window, storing them twice.
-          log.warn({ jobId, error: summary.error }, 'the saved page link was refused; re-reading the window from its first page');
-          summary = await attempt(undefined);
-        }
-      }
+      run.start();
+      outcome = await toPromise(run);
     } finally {
       deps.shutdown.removeEventListener('abort', onShutdown);
     }
+    if (outcome.decision === 'alreadyCollected') log.info({ window: windowText(request.window) }, 'window already collected; nothing to do');
+    const last: Checkpoint | null = checkpoint;
     return {
-      summary,
-      checkpoint: checkpoint ?? { inputId: input.id, completedUntilMs, inProgress: null, updatedAtMs: now() },
-      superseded: superseded(),
+      summary: outcome.summary,
+      checkpoint: last ?? { inputId: input.id, completedUntilMs: null, inProgress: null, updatedAtMs: now() },
+      superseded: outcome.attempt !== null && outcome.attempt.saveFailed && superseded(),
     };
   }
 

@@ -81,7 +81,7 @@ describe('adaptive backfill: dense sub-windows are split after their first page'
         concurrency: 2,
         parts: 4,
         maxPagesPerWindow: 4,
-        onCheckpoint: (ms) => checkpoints.push(ms),
+        onCheckpoint: (ms) => void checkpoints.push(ms),
         onSplit: (window, pieces) => splitLog.push([window.index, pieces.length]),
       },
       range,
@@ -174,7 +174,7 @@ describe('adaptive backfill: dense sub-windows are split after their first page'
     const checkpoints: number[] = [];
     const range = { startMs: 0, endMs: 3 * hourMs };
     const run = runConcurrentBackfill(
-      { runJob: jobs.runJob, concurrency: 2, parts: 3, maxPagesPerWindow: 4, onCheckpoint: (ms) => checkpoints.push(ms) },
+      { runJob: jobs.runJob, concurrency: 2, parts: 3, maxPagesPerWindow: 4, onCheckpoint: (ms) => void checkpoints.push(ms) },
       range,
     );
     await jobs.startedAtLeast(2);
