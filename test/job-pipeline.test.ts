@@ -4,7 +4,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { compileFields } from '../streams/eval-fields.ts';
 import type { AddedInternalFields } from '../streams/event-publisher.types.ts';
 import { deliverPageThroughPipeline, type PageFieldErrors } from '../streams/job-pipeline.ts';
-import { publishEach, publishWith } from '../streams/publish-with.ts';
+import { publishEach } from '../streams/publish-with.ts';
 import { recordKey } from '../streams/record-key.ts';
 import type { PageOfRows, TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
@@ -30,11 +30,11 @@ function page(rows: Record<string, unknown>[], pageNo = 1, isLast = false): Page
 /** Lets already-resolved promise chains run (no timers: one macrotask turn). */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-describe('publishWith', () => {
+describe('publishEach', () => {
   it('never has more than maxInFlight publishes unacknowledged, and publishes every event once', async () => {
     const publisher = createMemoryPublisher({ manualAcks: true });
     const events: TraceEvent[] = Array.from({ length: 10 }, (_, n) => ({ _time: 1, ...row(n) }));
-    const done = lastValueFrom(from(events).pipe(publishWith(publisher, 3, { subject: 'subj', inputId: 'in' }), toArray()));
+    const done = lastValueFrom(from(events).pipe(publishEach((event: TraceEvent) => ({ event }), publisher, 3, { subject: 'subj', inputId: 'in' }), toArray()));
 
     await publisher.whenPending(3);
     assert.equal(publisher.pendingIds.length, 3);
@@ -53,7 +53,7 @@ describe('publishWith', () => {
   });
 
   it('refuses a non-positive bound', () => {
-    assert.throws(() => publishWith(createMemoryPublisher(), 0, { subject: 's', inputId: 'in' }), RangeError);
+    assert.throws(() => publishEach((event: TraceEvent) => ({ event }), createMemoryPublisher(), 0, { subject: 's', inputId: 'in' }), RangeError);
   });
 });
 
