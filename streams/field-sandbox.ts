@@ -53,11 +53,50 @@
  * ReferenceError): expressions run inside `with (scope)` where `scope` is a
  * Proxy that claims every name and falls back to the context's globals.
  * Later fields see the values of earlier ones (Cribl's Eval order).
+ *
+ * Internal fields, as in Cribl: given the event's `EventInternals` (a job
+ * always gives them), `__inputId`, `__source`, `__jobId`, `__window`,
+ * `__page` and `__final` read what the event's `Msgtrace-*` headers will
+ * say, `__isBroken` reads `true`/`false` and `__brokenReason` the reason of
+ * a broken event — whatever the event itself holds under those names. They
+ * never enter the event (they live in the scope, not in its fields), so no
+ * expression result carries them into the payload. The page's part crosses
+ * into the context as one JSON string per page (a version number tells the
+ * context when it changed), `__final` as a boolean per event: nothing per
+ * event beyond a primitive. Every name in `readOnlyInternalFields` is
+ * read-only in the scope: assigning or deleting one throws (the
+ * expression's error), so one expression cannot change what a later one
+ * reads. Without internals (operator forms, tests), they read the event's
+ * own fields as any name does.
  */
 import { types } from 'node:util';
 import vm from 'node:vm';
+import type { EventInternals, PageInternals } from './expression-sandbox.types.ts';
 import { FieldExpressionError } from './field-expression-error.ts';
 import type { MetadataField } from './trace-event.types.ts';
+
+/**
+ * The internal fields expressions read and never write (see the top, and
+ * `PageInternals` for `__final`). A metadata field named after one is
+ * refused at compile time (`compileFields`), as a pipeline `eval`/`mask`
+ * naming any `__` field is (`compilePipeline`).
+ */
+export const readOnlyInternalFields = [
+  '__inputId',
+  '__source',
+  '__jobId',
+  '__window',
+  '__page',
+  '__final',
+  '__isBroken',
+  '__brokenReason',
+] as const;
+
+/** The two views of one page's events, built once per page: no object per event. */
+export function eventInternalsOf(internals: PageInternals | undefined): { readonly others: EventInternals; readonly final: EventInternals } | undefined {
+  if (internals === undefined) return undefined;
+  return { others: { page: internals.page, final: false }, final: { page: internals.page, final: true } };
+}
 
 /** What one expression produced for one event. */
 export type FieldOutcome =
@@ -71,9 +110,10 @@ export interface FieldSandbox {
    * One outcome per field, in field order. Never throws for an expression's
    * fault. Only the first `runFirst` fields run (all by default); the others
    * come back `undefined`, which the sandbox host uses to find which field
-   * killed its process.
+   * killed its process. `internals`: what the expressions read as
+   * `__inputId`, `__final`, … (see the top).
    */
-  evaluate(event: Readonly<Record<string, unknown>>, runFirst?: number): FieldOutcome[];
+  evaluate(event: Readonly<Record<string, unknown>>, runFirst?: number, internals?: EventInternals): FieldOutcome[];
   /** Stops field `index` for the rest of the job: from now on its outcome is an error saying `reason`. */
   stop(index: number, reason: string): void;
 }
@@ -84,7 +124,15 @@ export interface SandboxOptions {
 }
 
 /** Names of the host↔context channel; primitives only travel through them. */
-const channel = ['__msgtraceInput', '__msgtraceFrom', '__msgtraceSkip', '__msgtraceCurrent'] as const;
+const channel = [
+  '__msgtraceInput',
+  '__msgtraceFrom',
+  '__msgtraceSkip',
+  '__msgtraceCurrent',
+  '__msgtracePage',
+  '__msgtracePageVersion',
+  '__msgtraceFinal',
+] as const;
 
 const setupSource = (names: readonly string[]) => `(() => {
   'use strict';
@@ -99,11 +147,40 @@ const setupSource = (names: readonly string[]) => `(() => {
   let sealed = false;
   let fields = createObject(null);
   let results = [];
+  // The internal fields of the event being evaluated: its page's (parsed once per page) and its __final; null without internals.
+  const internalNames = createObject(null);
+  for (const name of ${JSON.stringify(readOnlyInternalFields)}) internalNames[name] = true;
+  let page = null;
+  let pageVersion = 0;
+  let final = false;
+  const internal = (key) => {
+    if (key === '__final') return final;
+    if (key === '__isBroken') return fields.__isBroken === true;
+    if (key === '__brokenReason') return fields.__isBroken === true ? fields.__brokenReason : undefined;
+    return page[key];
+  };
+  const readOnly = (key) => {
+    throw new TypeError(key + ' is an internal field: expressions can read it but not change it');
+  };
   const scope = new Proxy(createObject(null), {
     has: (_t, key) => typeof key === 'string',
-    get: (_t, key) => (typeof key !== 'string' ? undefined : key in fields ? fields[key] : g[key]),
-    set: (_t, key, value) => { if (typeof key === 'string') fields[key] = value; return true; },
-    deleteProperty: (_t, key) => { if (typeof key === 'string') delete fields[key]; return true; },
+    get: (_t, key) => {
+      if (typeof key !== 'string') return undefined;
+      if (page !== null && internalNames[key] === true) return internal(key);
+      return key in fields ? fields[key] : g[key];
+    },
+    set: (_t, key, value) => {
+      if (typeof key !== 'string') return true;
+      if (internalNames[key] === true) readOnly(key);
+      fields[key] = value;
+      return true;
+    },
+    deleteProperty: (_t, key) => {
+      if (typeof key !== 'string') return true;
+      if (internalNames[key] === true) readOnly(key);
+      delete fields[key];
+      return true;
+    },
   });
   const describe = (error) => {
     try {
@@ -121,6 +198,12 @@ const setupSource = (names: readonly string[]) => `(() => {
     if (from === 0) {
       fields = assign(createObject(null), parse(typeof g.__msgtraceInput === 'string' ? g.__msgtraceInput : '{}'));
       results = [];
+      const version = typeof g.__msgtracePageVersion === 'number' ? g.__msgtracePageVersion : 0;
+      if (version !== pageVersion) {
+        pageVersion = version;
+        page = version === 0 ? null : assign(createObject(null), parse(typeof g.__msgtracePage === 'string' ? g.__msgtracePage : '{}'));
+      }
+      final = g.__msgtraceFinal === true;
     }
     for (let i = from; i < fns.length; i++) {
       g.__msgtraceCurrent = i;
@@ -255,6 +338,22 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
   const stopped = new Map<number, string>();
   /** Timeouts in a row per field; a field that finishes starts again from none. */
   const strikes = new Map<number, number>();
+  /** The page whose internal fields the context holds (compared by identity: one object per page), and its version there. */
+  let pageInContext: EventInternals['page'] | undefined;
+  let pageVersions = 0;
+  const setInternals = (internals: EventInternals | undefined) => {
+    if (internals === undefined) {
+      if (pageInContext !== undefined) {
+        pageInContext = undefined;
+        global['__msgtracePageVersion'] = 0;
+      }
+    } else if (internals.page !== pageInContext) {
+      pageInContext = internals.page;
+      global['__msgtracePage'] = JSON.stringify(internals.page);
+      global['__msgtracePageVersion'] = ++pageVersions;
+    }
+    global['__msgtraceFinal'] = internals?.final === true;
+  };
   const skipList = (runFirst: number) => {
     const skipped = [...stopped.keys()];
     for (let i = runFirst; i < names.length; i++) skipped.push(i);
@@ -266,9 +365,10 @@ export function createFieldSandbox(metadata: ReadonlyArray<MetadataField>, optio
     stop(index, reason) {
       if (Number.isInteger(index) && index >= 0 && index < names.length) stopped.set(index, reason);
     },
-    evaluate(event, runFirst = names.length) {
+    evaluate(event, runFirst = names.length, internals) {
       const timedOut = new Set<number>();
       global['__msgtraceInput'] = JSON.stringify(event);
+      setInternals(internals);
       let from = 0;
       for (;;) {
         global['__msgtraceFrom'] = from;

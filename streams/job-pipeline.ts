@@ -28,6 +28,15 @@
  * back evaluated before any is published; failures come back counted per
  * stage, one warning per failing field per page instead of one per event.
  * Inputs without either keep the road above: no batch, no copy, no process.
+ *
+ * The expressions read the page's internal fields as in Cribl (`__inputId`,
+ * `__source`, `__jobId`, `__window`, `__page`, `__final`, `__isBroken`,
+ * `__brokenReason`): the page's `pageInternalFields` object — the very one
+ * the publisher turns into the `Msgtrace-*` headers — goes with the batch,
+ * and `__final` is true for the event of the row `finalRowIndex` names, the
+ * one the `Msgtrace-Final: true` header goes out with. If the pipeline drops
+ * that event, the window has no `__final` event (see `PageInternals`). The
+ * road without expressions computes nothing for them.
  */
 import { type Observable, from, lastValueFrom, reduce } from 'rxjs';
 import type { DeliveryResult } from '../machines/collect-job.types.ts';
@@ -35,7 +44,7 @@ import { breakRowInPlace, rowTime } from './break-events.ts';
 import { deadLetterSubjectOf } from './dead-letter.ts';
 import type { CompiledFields } from './eval-fields.ts';
 import type { EventPublisher } from './event-publisher.types.ts';
-import type { ExpressionSandbox, StageErrorCount } from './expression-sandbox.types.ts';
+import type { ExpressionSandbox, PageInternals, StageErrorCount } from './expression-sandbox.types.ts';
 import { isInWindow } from './filter-window.ts';
 import { pageInternalFields } from './internal-fields.ts';
 import { type CompiledPipeline, createExpressionStages, evaluateEvents, rowNotProcessed } from './pipeline.ts';
@@ -81,7 +90,8 @@ export interface PipelineOptions {
 /**
  * Index of the row whose event gets `__final` on a window's last page: the
  * last row the time filter keeps (-1 when it keeps none). Scanned from the
- * end, so it usually reads one row's time.
+ * end, so it usually reads one row's time. The one place `__final` is
+ * decided: the header and what expressions read as `__final` both follow it.
  */
 export function finalRowIndex(rows: PageOfRows['rows'], ctx: Pick<JobStreamContext, 'window' | 'disableTimeFilter'>): number {
   for (let index = rows.length - 1; index >= 0; index--) {
@@ -94,7 +104,7 @@ export function finalRowIndex(rows: PageOfRows['rows'], ctx: Pick<JobStreamConte
 function inProcessExpressions(compiled: CompiledFields, pipeline: CompiledPipeline | undefined): ExpressionSandbox | null {
   const stages = createExpressionStages(compiled, pipeline);
   if (stages === null) return null;
-  return { evaluatePage: async (events) => evaluateEvents(stages, events), close: async () => {} };
+  return { evaluatePage: async (events, internals) => evaluateEvents(stages, events, undefined, internals), close: async () => {} };
 }
 
 export function deliverPageThroughPipeline(
@@ -163,6 +173,7 @@ export function deliverPageThroughPipeline(
     const prepared: Array<PreparedEvent | null> = new Array<PreparedEvent | null>(page.rows.length).fill(null);
     const events: TraceEvent[] = [];
     const rowOfEvent: number[] = [];
+    let finalEvent = -1;
     page.rows.forEach((row, index) => {
       try {
         const event = breakRowInPlace(row as Record<string, unknown>, breakOptions);
@@ -170,13 +181,15 @@ export function deliverPageThroughPipeline(
           filtered += 1;
           return;
         }
+        if (index === finalIndex) finalEvent = events.length;
         events.push(event);
         rowOfEvent.push(index);
       } catch (error) {
         prepared[index] = { event: row as TraceEvent, added: addedFor(index), unpublishable: rowNotProcessed(error) };
       }
     });
-    const evaluated = await sandbox.evaluatePage(events);
+    const internals: PageInternals = { page: fields, finalEvent };
+    const evaluated = await sandbox.evaluatePage(events, internals);
     evaluated.results.forEach((result, k) => {
       const index = rowOfEvent[k]!;
       if (result.kind === 'dropped') filtered += 1;

@@ -22,10 +22,16 @@
  * promises, a per-run time limit); nothing is ever compiled in the host. Each
  * function gets its own sandbox(es), compiled once per job.
  *
- * Internal `__` fields are readable by every expression but a pipeline cannot
- * write them: an `eval` adding or removing, or a `mask` listing, a `__` name is
- * refused at compile time. They are msgtrace's own job coordinates (headers,
- * dedupe, `__final`), so a pipeline overwriting them would corrupt delivery.
+ * Internal `__` fields are readable by every expression (filter, `eval`
+ * value, `replaceExpr`): the event's own, and — as a job runs them, with the
+ * page's `PageInternals` — `__inputId`, `__source`, `__jobId`, `__window`,
+ * `__page`, `__final`, `__isBroken`, `__brokenReason`, as the event's headers
+ * will carry them (see `field-sandbox.ts`; so `filter: "__isBroken"` selects
+ * the broken events). A pipeline cannot write them: an `eval` adding or
+ * removing, or a `mask` listing, a `__` name is refused at compile time, and
+ * an expression assigning one fails. They are msgtrace's own job
+ * coordinates (headers, dedupe, `__final`), so a pipeline overwriting them
+ * would corrupt delivery; nor do they ever enter the event.
  *
  * Run-time failures never stop an event: an expression that throws or times
  * out is reported as `onError({ name: '<pipelineId>.<function index>' })`
@@ -41,9 +47,17 @@
 import type { PipelineConfig, PipelineFunctionConfig } from '../config/schema.ts';
 import { z } from 'zod';
 import { applyFields, type CompiledFields, defaultFieldTimeoutMs, type FieldError } from './eval-fields.ts';
-import type { EvaluatedEvent, EvaluatedPage, ExpressionStage, StageError, StageErrorCount } from './expression-sandbox.types.ts';
+import type {
+  EvaluatedEvent,
+  EvaluatedPage,
+  EventInternals,
+  ExpressionStage,
+  PageInternals,
+  StageError,
+  StageErrorCount,
+} from './expression-sandbox.types.ts';
 import { FieldExpressionError } from './field-expression-error.ts';
-import { createFieldSandbox, type FieldOutcome, type FieldSandbox } from './field-sandbox.ts';
+import { createFieldSandbox, eventInternalsOf, type FieldOutcome, type FieldSandbox } from './field-sandbox.ts';
 import { PipelineError } from './pipeline-error.ts';
 import type { TraceEvent } from './trace-event.types.ts';
 
@@ -195,13 +209,13 @@ type ActionResult =
   /** An expression failed: the event passes this function unchanged. */
   | { readonly kind: 'error'; readonly message: string };
 
-function runAction(action: Action, event: TraceEvent): ActionResult {
+function runAction(action: Action, event: TraceEvent, internals: EventInternals | undefined): ActionResult {
   if (action.kind === 'drop') return { kind: 'dropped' };
   if (action.kind === 'eval') {
     const next: TraceEvent = { ...event };
     if (action.add !== null) {
       const names = action.add.names;
-      const outcomes = action.add.evaluate(event);
+      const outcomes = action.add.evaluate(event, undefined, internals);
       const error = firstError(outcomes, (i) => `add "${names[i]}"`);
       if (error !== null) return { kind: 'error', message: error };
       outcomes.forEach((outcome, i) => {
@@ -212,7 +226,7 @@ function runAction(action: Action, event: TraceEvent): ActionResult {
     return { kind: 'event', event: next };
   }
   if (!action.fields.some((name) => typeof event[name] === 'string')) return { kind: 'event', event };
-  const outcomes = action.replacements.evaluate(event);
+  const outcomes = action.replacements.evaluate(event, undefined, internals);
   const error = firstError(outcomes, (i) => `rules[${i}] replaceExpr`);
   if (error !== null) return { kind: 'error', message: error };
   const replacements = outcomes.map((outcome) => (outcome.kind === 'value' ? String(outcome.value) : ''));
@@ -238,13 +252,15 @@ export interface PipelineControl {
  * Runs the compiled pipeline over one event: the resulting event, or `null`
  * when a `drop` applied. Never throws for an expression's fault (see top).
  * A stopped function reports its reason and passes the event unchanged, as
- * a failing one does.
+ * a failing one does. `internals`: what the expressions read as
+ * `__inputId`, `__final`, … (see top).
  */
 export function applyPipeline(
   compiled: CompiledPipeline,
   event: TraceEvent,
   onError: (error: FieldError) => void,
   control: PipelineControl = {},
+  internals?: EventInternals,
 ): TraceEvent | null {
   let current = event;
   const runFirst = control.runFirst ?? compiled.functions.length;
@@ -256,14 +272,14 @@ export function applyPipeline(
       continue;
     }
     if (fn.filter !== null) {
-      const [outcome] = fn.filter.evaluate(current);
+      const [outcome] = fn.filter.evaluate(current, undefined, internals);
       if (outcome?.kind === 'error') {
         onError({ name: fn.name, message: `filter: ${outcome.message}` });
         continue;
       }
       if (outcome?.kind !== 'value' || !outcome.value) continue;
     }
-    const result = runAction(fn.action, current);
+    const result = runAction(fn.action, current, internals);
     if (result.kind === 'dropped') return null;
     if (result.kind === 'error') onError({ name: fn.name, message: result.message });
     else current = result.event;
@@ -286,8 +302,12 @@ export interface ExpressionStages {
    * the next one. Bounds how long one event may legitimately take.
    */
   readonly runsPerEvent: number;
-  /** Fields, then pipeline, over one event: the new event, or null when dropped. Only the first `runFirst` stages run. */
-  apply(event: TraceEvent, onError: (error: StageError) => void, runFirst?: number): TraceEvent | null;
+  /**
+   * Fields, then pipeline, over one event: the new event, or null when
+   * dropped. Only the first `runFirst` stages run. `internals`: what every
+   * stage reads as `__inputId`, `__final`, …
+   */
+  apply(event: TraceEvent, onError: (error: StageError) => void, runFirst?: number, internals?: EventInternals): TraceEvent | null;
   /** Stops stage `index` for the rest of the job: it reports `reason` on every later event and changes nothing. */
   stop(index: number, reason: string): void;
 }
@@ -308,13 +328,16 @@ export function createExpressionStages(fields: CompiledFields, pipeline?: Compil
   return {
     stages,
     runsPerEvent: fieldCount + functions.reduce((runs, fn) => runs + runsOf(fn), 0),
-    apply(event, onError, runFirst = stages.length) {
-      const withFields = applyFields(fields, event, (error) => onError({ ...error, kind: 'field' }), Math.min(runFirst, fieldCount));
+    apply(event, onError, runFirst = stages.length, internals) {
+      const withFields = applyFields(fields, event, (error) => onError({ ...error, kind: 'field' }), Math.min(runFirst, fieldCount), internals);
       if (pipeline === undefined || runFirst <= fieldCount) return withFields;
-      return applyPipeline(pipeline, withFields, (error) => onError({ ...error, kind: 'pipeline function' }), {
-        runFirst: runFirst - fieldCount,
-        stopped: stoppedFunctions,
-      });
+      return applyPipeline(
+        pipeline,
+        withFields,
+        (error) => onError({ ...error, kind: 'pipeline function' }),
+        { runFirst: runFirst - fieldCount, stopped: stoppedFunctions },
+        internals,
+      );
     },
     stop(index, reason) {
       if (index < fieldCount) fields.sandbox?.stop(index, reason);
@@ -332,9 +355,10 @@ export function rowNotProcessed(error: unknown): string {
  * The stages over a batch of events (a page), with each stage's failures
  * counted once per batch instead of reported per event. An event msgtrace's
  * own code throws on (not an expression: those never throw) is
- * `unprocessable`, and the batch goes on.
+ * `unprocessable`, and the batch goes on. `internals`: the page's internal
+ * fields, which every stage reads (`finalEvent` indexes `events`).
  */
-export function evaluateEvents(stages: ExpressionStages, events: readonly TraceEvent[], runFirst?: number): EvaluatedPage {
+export function evaluateEvents(stages: ExpressionStages, events: readonly TraceEvent[], runFirst?: number, internals?: PageInternals): EvaluatedPage {
   const counts = new Map<string, { name: string; kind: StageError['kind']; count: number; firstMessage: string }>();
   const onError = (error: StageError) => {
     const key = `${error.kind}:${error.name}`;
@@ -342,9 +366,10 @@ export function evaluateEvents(stages: ExpressionStages, events: readonly TraceE
     if (seen === undefined) counts.set(key, { name: error.name, kind: error.kind, count: 1, firstMessage: error.message });
     else seen.count += 1;
   };
-  const results = events.map((event): EvaluatedEvent => {
+  const views = eventInternalsOf(internals);
+  const results = events.map((event, index): EvaluatedEvent => {
     try {
-      const processed = stages.apply(event, onError, runFirst);
+      const processed = stages.apply(event, onError, runFirst, views && (index === internals!.finalEvent ? views.final : views.others));
       return processed === null ? { kind: 'dropped' } : { kind: 'event', event: processed };
     } catch (error) {
       return { kind: 'unprocessable', reason: rowNotProcessed(error) };

@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import { TestScheduler } from 'rxjs/testing';
 import { errorCodes } from '../errors/msgtrace-error.ts';
 import { type FieldError, applyFields, compileFields, evalFields } from '../streams/eval-fields.ts';
+import type { EventInternals } from '../streams/expression-sandbox.types.ts';
 import { FieldExpressionError } from '../streams/field-expression-error.ts';
+import { readOnlyInternalFields } from '../streams/field-sandbox.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 
 const event: TraceEvent = {
@@ -219,6 +221,100 @@ describe('field expression sandbox', () => {
     const compiled = compileFields([]);
     assert.equal(compiled.sandbox, null);
     assert.equal(applyFields(compiled, event, () => assert.fail('no errors expected')), event);
+  });
+});
+
+describe('internal fields in field expressions (as in Cribl)', () => {
+  const page = {
+    __inputId: 'office365_msg_trace:o365',
+    __source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
+    __jobId: 'job-1',
+    __window: '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z',
+    __page: 3,
+  } as const;
+  const notFinal: EventInternals = { page, final: false };
+  const final: EventInternals = { page, final: true };
+  const read = (names: readonly string[]) => compileFields(names.map((name) => ({ name: `read${name}`, value: name })));
+
+  it('reads every internal field as the headers will carry it, and adds none of them to the event', () => {
+    const compiled = read(readOnlyInternalFields);
+    const out = applyFields(compiled, event, () => assert.fail('no errors expected'), undefined, notFinal);
+    assert.deepEqual(out, {
+      ...event,
+      read__inputId: 'office365_msg_trace:o365',
+      read__source: page.__source,
+      read__jobId: 'job-1',
+      read__window: page.__window,
+      read__page: 3,
+      read__final: false,
+      read__isBroken: false,
+    });
+    assert.ok(Object.keys(out).every((key) => !key.startsWith('__')), 'no internal field enters the event, so none its payload');
+    const broken = applyFields(compiled, { ...event, __isBroken: true, __brokenReason: 'oversize' }, () => {}, undefined, final);
+    assert.equal(broken['read__final'], true);
+    assert.equal(broken['read__isBroken'], true);
+    assert.equal(broken['read__brokenReason'], 'oversize');
+  });
+
+  it('a field value "__inputId" yields office365_msg_trace:<id>; expressions combine them like any field', () => {
+    const compiled = compileFields([
+      { name: 'input', value: '__inputId' },
+      { name: 'where', value: "__inputId.split(':')[1] + '/p' + __page + (__final ? '/last' : '')" },
+    ]);
+    assert.deepEqual(
+      [notFinal, final].map((internals) => applyFields(compiled, event, () => {}, undefined, internals)).map((out) => [out['input'], out['where']]),
+      [
+        ['office365_msg_trace:o365', 'o365/p3'],
+        ['office365_msg_trace:o365', 'o365/p3/last'],
+      ],
+    );
+  });
+
+  it('shows the internal values even over a same-named field the row itself holds', () => {
+    const compiled = read(['__inputId', '__final', '__isBroken']);
+    const row = { ...event, __inputId: 'forged', __final: true, __isBroken: 'yes' } as unknown as TraceEvent;
+    const out = applyFields(compiled, row, () => {}, undefined, notFinal);
+    assert.deepEqual([out['read__inputId'], out['read__final'], out['read__isBroken']], ['office365_msg_trace:o365', false, false]);
+  });
+
+  it('follows the page: a new page object is read afresh, and without internals only the event’s own fields are seen', () => {
+    const compiled = read(['__page', '__jobId']);
+    const next = { page: { ...page, __page: 4, __jobId: 'job-2' }, final: false };
+    const values = [notFinal, next, undefined, notFinal].map((internals) => {
+      const out = applyFields(compiled, event, () => {}, undefined, internals);
+      return [out['read__page'], out['read__jobId']];
+    });
+    assert.deepEqual(values, [[3, 'job-1'], [4, 'job-2'], [undefined, undefined], [3, 'job-1']]);
+  });
+
+  it('is read-only: an expression that assigns or deletes one fails, and later fields still read the true value', () => {
+    for (const write of ["(__inputId = 'forged')", 'delete __final', '(__isBroken = true)', "(__brokenReason = 'none')"]) {
+      const errors: FieldError[] = [];
+      const compiled = compileFields([{ name: 'write', value: write }, { name: 'after', value: '[__inputId, __final, __isBroken]' }]);
+      const out = applyFields(compiled, event, (error) => errors.push(error), undefined, notFinal);
+      assert.equal(errors.length, 1, write);
+      assert.equal(errors[0]!.name, 'write');
+      assert.match(errors[0]!.message, /TypeError: __\w+ is an internal field: expressions can read it but not change it/);
+      assert.deepEqual(out['after'], ['office365_msg_trace:o365', false, false], write);
+    }
+    // Without internals (the operator form) a write is refused all the same.
+    assert.match(evaluateOne("(__jobId = 'x')").errors[0]?.message ?? '', /internal field/);
+  });
+
+  it('refuses a metadata field named after an internal field at compile time (any case or underscores), but allows other __ names', () => {
+    for (const name of ['__inputId', '__final', '__isBroken', '__brokenReason', '__InputId', '__input_id', '__PAGE']) {
+      assert.throws(
+        () => compileFields([{ name: 'ok', value: '1' }, { name, value: "'x'" }]),
+        (error: unknown) => {
+          assert.ok(error instanceof FieldExpressionError, name);
+          assert.equal(error.field, name);
+          assert.match(error.message, /is an internal field msgtrace sets; expressions can read it, but a field cannot write it/);
+          return true;
+        },
+      );
+    }
+    const custom = applyFields(compileFields([{ name: '__routing', value: "'soc'" }]), event, () => {});
+    assert.equal(custom['__routing'], 'soc', 'an __ field of its own travels as a Msgtrace-* header');
   });
 });
 

@@ -317,6 +317,72 @@ describe('expressions in the sandbox process', () => {
     }
   });
 
+  it('internal fields: metadata and pipeline expressions in the child read them exactly as in-process, and none enters the payload', async () => {
+    const metadata: MetadataField[] = [
+      { name: 'input', value: '__inputId' },
+      { name: 'coords', value: "[__source, __jobId, __window, __page].join(' ')" },
+      { name: 'wasFinal', value: '__final' },
+      { name: 'reason', value: "__isBroken ? __brokenReason : 'ok'" },
+    ];
+    const config = pipeline([
+      { id: 'drop', filter: "__isBroken && subject.startsWith('drop')" },
+      { id: 'eval', filter: '__final', conf: { add: [{ name: 'closes', value: '__window' }] } },
+    ]);
+    const ctx = testStreamContext({ metadata, maxEventBytes: 600 });
+    // Rows 3 and 5 are oversize (broken); row 5 is dropped by its filter; row 9 lies outside the window.
+    const page = () =>
+      rows(10, (n) => ({
+        ...(n === 3 ? { subject: 'keep '.repeat(150) } : n === 5 ? { subject: 'drop '.repeat(150) } : {}),
+        ...(n === 9 ? { receivedDateTime: '2026-11-20T11:00:00Z' } : {}),
+      }));
+    const local = createMemoryPublisher();
+    const localResult = await deliverPageThroughPipeline(ctx, compileFields(metadata), local, { pipeline: compilePipeline(config) })({ rows: page(), page: 5, isLast: true });
+    const sandbox = startExpressionSandboxProcess({ metadata, pipeline: config });
+    assert.ok(sandbox);
+    opened.push(sandbox);
+    const child = createMemoryPublisher();
+    const childResult = await deliverPageThroughPipeline(ctx, compileFields([]), child, { expressions: sandbox })({ rows: page(), page: 5, isLast: true });
+
+    assert.deepEqual(childResult, localResult);
+    assert.deepEqual(childResult, { published: 8, duplicates: 0, broken: 1, deadLettered: 0, filtered: 2, fieldErrors: {} });
+    const published = (messages: typeof local.stored) => messages.map((message) => JSON.stringify([message.msgId, message.payload, message.headers]));
+    assert.deepEqual(published(child.stored), published(local.stored));
+    for (const message of child.stored) {
+      assert.equal(message.payload['input'], 'office365_msg_trace:o365');
+      assert.equal(message.payload['coords'], [message.headers['Msgtrace-Source'], 'job-1', message.headers['Msgtrace-Window'], '5'].join(' '));
+      assert.equal(message.payload['wasFinal'], message.headers['Msgtrace-Final'] === 'true');
+      assert.equal(message.payload['reason'], message.headers['Msgtrace-Broken-Reason'] ?? 'ok');
+      assert.ok(Object.keys(message.payload).every((key) => !key.startsWith('__')), 'no internal field in the payload');
+    }
+    const finals = child.stored.filter((message) => message.payload['wasFinal'] === true);
+    assert.deepEqual(finals.map((message) => [message.payload['id'], message.payload['closes']]), [[row(8)['id'], '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z']]);
+    assert.equal(child.stored.find((message) => message.payload['id'] === row(3)['id'])!.payload['reason'], 'oversize');
+  });
+
+  it('internal fields after a child death: the rest of the page runs on fresh children and __final still reads true on the final event only', async () => {
+    const { deliver, publisher, reports } = open({
+      metadata: [{ name: 'onPage', value: '__page' }],
+      pipeline: pipeline([
+        // Hangs on row 3 (the watchdog kills the child), then stopped for the rest of the job.
+        { id: 'mask', conf: { rules: [{ matchRegex: '/(a+)+$/', replaceExpr: "'x'" }], fields: ['subject'] } },
+        { id: 'eval', conf: { add: [{ name: 'wasFinal', value: '__final' }, { name: 'input', value: '__inputId' }] } },
+      ]),
+      stallGraceMs: 500,
+    });
+    const result = await deliver({ rows: rows(8, (n) => (n === 3 ? { subject: `${'a'.repeat(40)}!` } : {})), page: 2, isLast: true });
+    assert.equal(result.published, 8);
+    assert.deepEqual(result.fieldErrors, { 'scrub.0': 5 }, 'stopped from row 3 on');
+    assert.match(reports[0]!.errors[0]!.firstMessage, /expression sandbox was killed/);
+    const byId = new Map(publisher.stored.map((message) => [message.payload['id'], message.payload]));
+    assert.deepEqual(
+      rows(8).map((r) => byId.get(r['id'])!['wasFinal']),
+      [false, false, false, false, false, false, false, true],
+      'the final event is found again in the batches after the death',
+    );
+    assert.ok(publisher.stored.every((message) => message.payload['onPage'] === 2 && message.payload['input'] === 'office365_msg_trace:o365'));
+    assert.equal(publisher.stored.find((message) => message.headers['Msgtrace-Final'] === 'true')!.payload['id'], row(7)['id']);
+  });
+
   it('starts no process for an input with neither metadata nor an enabled pipeline function', () => {
     assert.equal(startExpressionSandboxProcess({ metadata: [] }), null);
     assert.equal(startExpressionSandboxProcess({ metadata: [], pipeline: pipeline([{ id: 'drop', disabled: true }]) }), null);

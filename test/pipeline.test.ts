@@ -7,6 +7,7 @@ import { compileFields } from '../streams/eval-fields.ts';
 import { deliverPageThroughPipeline } from '../streams/job-pipeline.ts';
 import { PipelineError } from '../streams/pipeline-error.ts';
 import { applyPipeline, compilePipeline, compilePipelineById, createExpressionStages, evaluateEvents } from '../streams/pipeline.ts';
+import type { PageInternals } from '../streams/expression-sandbox.types.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { createMemoryPublisher } from './support/memory-publisher.ts';
 import { testStreamContext, testWindow } from './support/stream-context.ts';
@@ -263,5 +264,104 @@ describe('pipelines', () => {
     );
     assert.ok(stored.every((m) => m.internal['__inputId'] !== undefined), 'internal fields are added after the pipeline');
     assert.equal(stored.filter((m) => m.internal['__final'] === true).length, 1);
+  });
+
+  describe('internal fields in pipeline expressions (as in Cribl)', () => {
+    const internals = (finalEvent: number): PageInternals => ({
+      page: {
+        __inputId: 'office365_msg_trace:o365',
+        __source: 'https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces',
+        __jobId: 'job-9',
+        __window: '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z',
+        __page: 2,
+      },
+      finalEvent,
+    });
+    const good = { ...event, __isBroken: undefined };
+    delete good.__isBroken;
+    const broken: TraceEvent = { ...good, id: 'big', __isBroken: true, __brokenReason: 'oversize' };
+
+    it('filter, eval and mask read them; drop with filter "__isBroken" drops the broken events; none enters an event', () => {
+      const stages = createExpressionStages(
+        compileFields([]),
+        compilePipeline(
+          pipeline([
+            { id: 'drop', filter: '__isBroken' },
+            { id: 'eval', filter: "__inputId === 'office365_msg_trace:o365'", conf: { add: [{ name: 'where', value: "__window.split('/')[0] + ' p' + __page" }] } },
+            { id: 'mask', conf: { rules: [{ matchRegex: '/Bob/', replaceExpr: '__jobId' }], fields: ['subject'] } },
+            { id: 'eval', filter: '__final', conf: { add: [{ name: 'closesWindow', value: 'true' }] } },
+          ]),
+        ),
+      );
+      assert.ok(stages);
+      const page = evaluateEvents(stages, [good, broken, { ...good, id: 'last' }], undefined, internals(2));
+      assert.deepEqual(page.errors, []);
+      assert.equal(page.results[1]!.kind, 'dropped');
+      const [first, , last] = page.results.map((result) => (result.kind === 'event' ? result.event : null));
+      assert.equal(first!['where'], '2026-11-20T10:00:00.000Z p2');
+      assert.equal(first!['subject'], 'Card 4111111111111111 for job-9');
+      assert.equal(first!['closesWindow'], undefined);
+      assert.equal(last!['closesWindow'], true, '__final reads true on the event at finalEvent only');
+      for (const out of [first!, last!]) assert.ok(Object.keys(out).every((key) => !key.startsWith('__')), 'no internal field enters the event');
+    });
+
+    it('the same stages without internals see only the event’s own __ fields (operator forms)', () => {
+      const { result } = run(pipeline([{ id: 'eval', conf: { add: [{ name: 'input', value: "__inputId ?? 'none'" }, { name: 'broken', value: '__isBroken' }] } }]), broken);
+      assert.equal(result!['input'], 'none');
+      assert.equal(result!['broken'], true);
+    });
+
+    it('an expression that assigns one fails that function, and the event passes it unchanged', () => {
+      const stages = createExpressionStages(compileFields([]), compilePipeline(pipeline([{ id: 'eval', conf: { add: [{ name: 'x', value: "(__final = true, 'forged')" }] } }, { id: 'drop', filter: '__final' }])));
+      const page = evaluateEvents(stages!, [good], undefined, internals(-1));
+      assert.deepEqual(page.results, [{ kind: 'event', event: good }], 'not dropped: __final stayed false');
+      assert.equal(page.errors[0]!.name, 'scrub.0');
+      assert.match(page.errors[0]!.firstMessage, /__final is an internal field/);
+    });
+
+    it('end to end in-process: a metadata "__inputId" is office365_msg_trace:o365, drop "__isBroken" drops the oversize row, __final reads true on the event that carries Msgtrace-Final', async () => {
+      const ctx = testStreamContext({ maxEventBytes: 400 });
+      const rows = Array.from({ length: 6 }, (_, n) => ({
+        id: `00000000-0000-0000-0000-00000000000${n}`,
+        recipientAddress: `user${n}@contoso.com`,
+        receivedDateTime: `2026-11-20T10:0${n}:00Z`,
+        status: 'Delivered',
+        subject: n === 2 ? 'x'.repeat(500) : `message ${n}`,
+      }));
+      // Newest first, as Graph pages: the LAST row of the last page is the window's final event; one more, out of window, after it.
+      rows.reverse().push({ ...rows[0]!, id: '00000000-0000-0000-0000-0000000000ff', receivedDateTime: '2026-11-20T09:59:59Z' });
+      const publisher = createMemoryPublisher();
+      const deliver = deliverPageThroughPipeline(
+        ctx,
+        compileFields([
+          { name: 'input', value: '__inputId' },
+          { name: 'job', value: '__jobId + "#" + __page' },
+          { name: 'wasFinal', value: '__final' },
+        ]),
+        publisher,
+        { pipeline: compilePipeline(pipeline([{ id: 'drop', filter: '__isBroken' }])) },
+      );
+      const result = await deliver({ rows, page: 2, isLast: true });
+      assert.deepEqual(result, { published: 5, duplicates: 0, broken: 0, deadLettered: 0, filtered: 2, fieldErrors: {} });
+      assert.equal(publisher.stored.length, 5);
+      for (const message of publisher.stored) {
+        assert.equal(message.payload['input'], 'office365_msg_trace:o365');
+        assert.equal(message.payload['job'], 'job-1#2');
+        assert.equal(message.payload['wasFinal'], message.internal['__final'], 'what __final read is what the header says');
+        assert.ok(Object.keys(message.payload).every((key) => !key.startsWith('__')));
+      }
+      const finals = publisher.stored.filter((message) => message.headers['Msgtrace-Final'] === 'true');
+      assert.deepEqual(finals.map((message) => message.payload['id']), ['00000000-0000-0000-0000-000000000000']);
+    });
+
+    it('decision: when the pipeline drops the event __final was true on, no event of the window carries __final', async () => {
+      const rows = [0, 1, 2].map((n) => ({ id: `id-${n}`, recipientAddress: `u${n}@contoso.com`, receivedDateTime: `2026-11-20T10:0${n}:00Z`, status: 'Delivered' }));
+      const publisher = createMemoryPublisher();
+      await deliverPageThroughPipeline(testStreamContext(), compileFields([]), publisher, {
+        pipeline: compilePipeline(pipeline([{ id: 'drop', filter: '__final' }])),
+      })({ rows, page: 1, isLast: true });
+      assert.deepEqual(publisher.stored.map((message) => message.payload['id']), ['id-0', 'id-1']);
+      assert.ok(publisher.stored.every((message) => message.headers['Msgtrace-Final'] === 'false'));
+    });
   });
 });

@@ -19,6 +19,7 @@
 import { Worker } from 'node:worker_threads';
 import { compileFields } from '../../streams/eval-fields.ts';
 import { compilePipeline, createExpressionStages, evaluateEvents, rowNotProcessed, type ExpressionStages } from '../../streams/pipeline.ts';
+import type { PageInternals } from '../../streams/expression-sandbox.types.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { changesOf, type EventChanges } from './event-changes.ts';
 import type { ChildMessage, EvaluateMessage, HostMessage, StartMessage } from './expression-sandbox-protocol.types.ts';
@@ -50,7 +51,11 @@ function start(message: StartMessage): void {
 }
 
 function evaluate(message: EvaluateMessage): void {
-  const { batch, events, runFirst, eachEvent } = message;
+  const { batch, events, runFirst, eachEvent, internals } = message;
+  // The batch's page object, shared by its events (the sandboxes pass it into their contexts once per page).
+  const page = internals ?? null;
+  const final: PageInternals | undefined = page === null ? undefined : { page: page.page, finalEvent: 0 };
+  const notFinal: PageInternals | undefined = page === null ? undefined : { page: page.page, finalEvent: -1 };
   let next = 0;
   const slice = () => {
     const started = performance.now();
@@ -58,7 +63,7 @@ function evaluate(message: EvaluateMessage): void {
     const results: EventChanges[] = [];
     const tally = new StageErrorTally();
     while (next < events.length) {
-      results.push(evaluateOne(events[next]!, runFirst, tally));
+      results.push(evaluateOne(events[next]!, runFirst, tally, page !== null && next === page.finalEvent ? final : notFinal));
       next += 1;
       if (eachEvent || performance.now() - started >= sliceMs) break;
     }
@@ -69,11 +74,12 @@ function evaluate(message: EvaluateMessage): void {
   slice();
 }
 
-function evaluateOne(json: string, runFirst: number, tally: StageErrorTally): EventChanges {
+/** One event, evaluated as a batch of one: `internals` is its page's, `finalEvent` 0 when it is the final event. */
+function evaluateOne(json: string, runFirst: number, tally: StageErrorTally, internals: PageInternals | undefined): EventChanges {
   try {
     const before = JSON.parse(json) as TraceEvent;
     if (stages === null) return ['changed', 0];
-    const page = evaluateEvents(stages, [before], runFirst);
+    const page = evaluateEvents(stages, [before], runFirst, internals);
     tally.add(page.errors);
     return changesOf(before, page.results[0]!);
   } catch (error) {

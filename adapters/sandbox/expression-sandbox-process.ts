@@ -11,7 +11,9 @@
  * metadata or a pipeline: `startExpressionSandboxProcess` returns null
  * otherwise and nothing is started). Pages go to it as batches (one per
  * page, events as JSON text) and come back as per-event changes plus
- * per-stage failure counts.
+ * per-stage failure counts. The page's internal fields (`__inputId`, …,
+ * and which event is `__final`) go with each batch, once, for the
+ * expressions to read.
  *
  * When the child dies mid-batch — out of memory, or killed by the watchdog
  * after a silence no legitimate evaluation can take (a runaway regular
@@ -42,7 +44,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { PipelineConfig } from '../../config/schema.ts';
 import { defaultFieldTimeoutMs } from '../../streams/eval-fields.ts';
-import type { EvaluatedEvent, ExpressionSandbox } from '../../streams/expression-sandbox.types.ts';
+import type { EvaluatedEvent, ExpressionSandbox, PageInternals } from '../../streams/expression-sandbox.types.ts';
 import { rowNotProcessed } from '../../streams/pipeline.ts';
 import type { MetadataField, TraceEvent } from '../../streams/trace-event.types.ts';
 import { applyChanges } from './event-changes.ts';
@@ -243,6 +245,7 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
    */
   const runBatch = async (
     events: readonly string[],
+    internals: PageInternals | null,
     runFirst: number,
     accept: (message: ProgressMessage) => void,
     eachEvent = false,
@@ -282,7 +285,7 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
       };
       void current.death.then((cause) => finish({ kind: 'died', cause, reached }));
       current.lastHeardMs = performance.now();
-      const request: HostMessage = { type: 'evaluate', batch, events, runFirst, eachEvent };
+      const request: HostMessage = { type: 'evaluate', batch, events, runFirst, eachEvent, internals };
       current.process.send(request, () => {});
     });
   };
@@ -295,7 +298,12 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
    * it completes (the death did not reproduce), `accept` has its results and
    * the answer is null.
    */
-  const findCulprit = async (events: readonly string[], cause: string, accept: (message: ProgressMessage) => void): Promise<Culprit | null> => {
+  const findCulprit = async (
+    events: readonly string[],
+    internals: PageInternals | null,
+    cause: string,
+    accept: (message: ProgressMessage) => void,
+  ): Promise<Culprit | null> => {
     let lastActive = stageCount - 1;
     while (lastActive >= 0 && stopped.has(lastActive)) lastActive -= 1;
     if (lastActive < 0) {
@@ -309,7 +317,7 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
         await child.death;
       }
       if (closed) return null;
-      const outcome = await runBatch(events, everyStage ? stageCount : stage + 1, everyStage ? accept : () => {}, true);
+      const outcome = await runBatch(events, internals, everyStage ? stageCount : stage + 1, everyStage ? accept : () => {}, true);
       if (outcome.kind === 'died') return { stage, reason: `${outcome.cause}; stopped for the rest of this job`, at: outcome.reached };
       if (everyStage) return null;
     }
@@ -321,18 +329,24 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
     if (child.alive) child.process.send({ type: 'stop', stage, reason } satisfies HostMessage, () => {});
   };
 
-  const evaluateOnce = async (events: readonly TraceEvent[]) => {
+  const evaluateOnce = async (events: readonly TraceEvent[], internals: PageInternals | undefined) => {
     const results = new Array<EvaluatedEvent>(events.length);
     const sent: number[] = [];
     const texts: string[] = [];
+    /** The final event's place among `texts` (-1: none, or it could not be sent). */
+    let finalText = -1;
     events.forEach((event, index) => {
       try {
         texts.push(JSON.stringify(event));
+        if (index === internals?.finalEvent) finalText = sent.length;
         sent.push(index);
       } catch (error) {
         results[index] = { kind: 'unprocessable', reason: rowNotProcessed(error) };
       }
     });
+    /** The internals of a batch of `texts` starting at `base`: the final event's index shifted into the batch. */
+    const internalsFrom = (base: number): PageInternals | null =>
+      internals === undefined ? null : { page: internals.page, finalEvent: finalText < base ? -1 : finalText - base };
     const tally = new StageErrorTally();
     let finished = 0;
     const acceptFrom = (base: number) => (message: ProgressMessage) => {
@@ -351,7 +365,7 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
         pending = null;
       }
       const end = pending?.from ?? texts.length;
-      const outcome = await runBatch(texts.slice(finished, end), Number.MAX_SAFE_INTEGER, acceptFrom(finished));
+      const outcome = await runBatch(texts.slice(finished, end), internalsFrom(finished), Number.MAX_SAFE_INTEGER, acceptFrom(finished));
       if (closed) throw new ExpressionSandboxError('closed while evaluating a page: the job ended');
       if (outcome.kind === 'done') continue;
       if (pending !== null) {
@@ -359,7 +373,7 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
         stopStage(pending.stage, pending.reason);
         pending = null;
       }
-      const culprit = await findCulprit(texts.slice(finished), outcome.cause, acceptFrom(finished));
+      const culprit = await findCulprit(texts.slice(finished), internalsFrom(finished), outcome.cause, acceptFrom(finished));
       if (closed) throw new ExpressionSandboxError('closed while evaluating a page: the job ended');
       if (culprit !== null) pending = { stage: culprit.stage, reason: culprit.reason, from: finished + culprit.at };
     }
@@ -370,9 +384,9 @@ export function startExpressionSandboxProcess(options: ExpressionSandboxProcessO
   // One page at a time, in order, should two deliveries ever overlap.
   let queue: Promise<unknown> = Promise.resolve();
   return {
-    evaluatePage(events) {
+    evaluatePage(events, internals) {
       if (closed) return Promise.reject(new ExpressionSandboxError('closed: the job ended'));
-      const page = queue.then(() => keepingAlive(() => evaluateOnce(events)));
+      const page = queue.then(() => keepingAlive(() => evaluateOnce(events, internals)));
       queue = page.catch(() => {});
       return page;
     },

@@ -7,7 +7,7 @@
  * are finished if the child dies.
  */
 import type { PipelineConfig } from '../../config/schema.ts';
-import type { ExpressionStage, StageErrorCount } from '../../streams/expression-sandbox.types.ts';
+import type { ExpressionStage, PageInternals, StageErrorCount } from '../../streams/expression-sandbox.types.ts';
 import type { MetadataField } from '../../streams/trace-event.types.ts';
 import type { EventChanges } from './event-changes.ts';
 
@@ -29,7 +29,10 @@ export interface StartMessage {
 /**
  * Host → child: evaluate these events (each one JSON text) with the first
  * `runFirst` stages; `eachEvent`: report after every event (the host's
- * probes, which must know the event a death happened on).
+ * probes, which must know the event a death happened on). `internals`: the
+ * page's internal fields, which the expressions read (`finalEvent` indexes
+ * THIS batch's `events`; -1 when the final event is not among them); null
+ * when the page came without.
  */
 export interface EvaluateMessage {
   readonly type: 'evaluate';
@@ -37,6 +40,7 @@ export interface EvaluateMessage {
   readonly events: readonly string[];
   readonly runFirst: number;
   readonly eachEvent: boolean;
+  readonly internals: PageInternals | null;
 }
 
 /** Host → child, between batches: stop a stage (one that killed an earlier child) from now on. */
