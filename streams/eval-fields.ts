@@ -26,7 +26,6 @@
  * internal in Cribl's sense, so it travels as a `Msgtrace-*` header of its
  * own, not in the payload.
  */
-import { type MonoTypeOperatorFunction, map } from 'rxjs';
 import type { EventInternals } from './expression-sandbox.types.ts';
 import { FieldExpressionError } from './field-expression-error.ts';
 import { createFieldSandbox, type FieldSandbox, readOnlyInternalFields } from './field-sandbox.ts';
@@ -100,12 +99,4 @@ export function applyFields(
     }
   });
   return next;
-}
-
-/** The operator form of `applyFields`; synchronous, so marble tests cover it. */
-export function evalFields(
-  compiled: CompiledFields,
-  onError: (error: FieldError) => void = () => {},
-): MonoTypeOperatorFunction<TraceEvent> {
-  return map((event) => applyFields(compiled, event, onError));
 }

@@ -12,8 +12,8 @@ import type { TraceEvent } from './trace-event.types.ts';
  * event of the page) and `__final` — handed beside the event instead of
  * merged into a copy of it. The publisher turns them straight into headers,
  * so the payload needs no copy either (issue 6: the merge and the split were
- * two object copies per event). The merged event they stand for is
- * `withInternalFields(event, page, final)`, with `__isBroken` from the event.
+ * two object copies per event). `writeWireMessage` (streams/wire-message.ts)
+ * is the one place event and added fields become the message.
  */
 export interface AddedInternalFields {
   readonly page: PageInternalFields;
@@ -30,8 +30,8 @@ export interface EventPublisher {
    * Resolves when the server has STORED the event (the ack), rejects when it
    * has not — the page then fails and its checkpoint does not advance. The
    * event may hold `__` fields of its own (breaking's, an expression's); the
-   * publisher keeps them out of the payload (see `splitInternalFields`), as
-   * it does `added`. Rejects with `UnpublishableEventError` — before sending
+   * publisher keeps them out of the payload (`writeWireMessage`), as it
+   * does `added`. Rejects with `UnpublishableEventError` — before sending
    * anything — when the event's message would exceed the server's
    * `max_payload` or the event cannot be serialised. Once `signal` (the
    * job's) aborts, a publish waiting to be retried stops and rejects.

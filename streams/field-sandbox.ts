@@ -43,7 +43,7 @@
  *   `resourceLimits` too, on Node 20). A job therefore evaluates its
  *   expressions in a child process with a bounded heap
  *   (`adapters/sandbox/`); this in-process form serves that child, the
- *   operator forms, tests, and compiling.
+ *   tests and compiling.
  * - Cost: one run per event (all fields), ~0.3 ms, dominated by vm's timeout
  *   watchdog; inputs without metadata skip the sandbox entirely.
  * - Intrinsics are deep-frozen before any expression runs, so one event's
@@ -66,7 +66,7 @@
  * event beyond a primitive. Every name in `readOnlyInternalFields` is
  * read-only in the scope: assigning or deleting one throws (the
  * expression's error), so one expression cannot change what a later one
- * reads. Without internals (operator forms, tests), they read the event's
+ * reads. Without internals (tests), they read the event's
  * own fields as any name does.
  */
 import { types } from 'node:util';

@@ -7,7 +7,6 @@
  * back in both adjacent windows, and RWS returns late rows loosely. The
  * half-open check gives every instant exactly one window.
  */
-import { type MonoTypeOperatorFunction, filter } from 'rxjs';
 import type { JobWindow } from '../machines/collect-job.types.ts';
 import type { TraceEvent } from './trace-event.types.ts';
 
@@ -15,21 +14,4 @@ import type { TraceEvent } from './trace-event.types.ts';
 export function isInWindow(event: TraceEvent, window: JobWindow): boolean {
   const ms = event._time * 1000;
   return ms >= window.startMs && ms < window.endMs;
-}
-
-/**
- * Drops events outside the window. `onDropped` is the side channel for
- * counting (the job's `DeliveryResult.filtered`); it is called once per
- * dropped event, synchronously.
- */
-export function filterWindow(
-  window: JobWindow,
-  disabled: boolean,
-  onDropped: (event: TraceEvent) => void = () => {},
-): MonoTypeOperatorFunction<TraceEvent> {
-  return filter((event) => {
-    if (disabled || isInWindow(event, window)) return true;
-    onDropped(event);
-    return false;
-  });
 }

@@ -6,17 +6,17 @@
  *
  * `__final` decision: Cribl marks the final event of a collection. Here it is
  * true on exactly one event per window — the last event (after the time
- * filter) of the window's last page — and false on all others. Consumers can
- * treat it as "this window is complete". A last page whose events are all
- * filtered out has no `__final` event; the job record still says done.
+ * filter) of the window's last page, found in one place
+ * (`finalRowIndex`, streams/job-pipeline.ts) — and false on all others.
+ * Consumers can treat it as "this window is complete". A last page whose
+ * events are all filtered out has no `__final` event; the job record still
+ * says done.
  *
- * Internal fields never enter the JSON payload: `splitInternalFields` gives
- * the publisher the payload and the `__` fields (its NATS headers) apart.
+ * Internal fields never enter the JSON payload: `writeWireMessage`
+ * (streams/wire-message.ts) sends them as `Msgtrace-*` headers.
  */
-import { type MonoTypeOperatorFunction, endWith, identity, map, pairwise, pipe } from 'rxjs';
 import type { JobWindow } from '../machines/collect-job.types.ts';
-import type { AddedInternalFields } from './event-publisher.types.ts';
-import type { InternalFields, JobStreamContext, PageOfRows, TraceEvent } from './trace-event.types.ts';
+import type { InternalFields, JobStreamContext, PageOfRows } from './trace-event.types.ts';
 
 /** Cribl's input id form for this source type. */
 export function inputIdOf(id: string): string {
@@ -42,20 +42,6 @@ export function describeSource(url: string): string {
   }
 }
 
-const endOfPage = Symbol('endOfPage');
-
-/** Marks the last event of the stream `__final: true` (holds one event back). */
-function markLastFinal(): MonoTypeOperatorFunction<TraceEvent> {
-  return pipe(
-    endWith<TraceEvent | typeof endOfPage>(endOfPage),
-    pairwise(),
-    map(([event, next]) => {
-      const current = event as TraceEvent;
-      return next === endOfPage ? { ...current, __final: true } : current;
-    }),
-  );
-}
-
 /** The internal fields every event of one page shares: computed once per page, not per event. */
 export type PageInternalFields = Pick<InternalFields, '__inputId' | '__source' | '__jobId' | '__window' | '__page'>;
 
@@ -72,52 +58,7 @@ export function pageInternalFields(
   };
 }
 
-/**
- * The event with every internal field added: a new object (the event itself
- * is not touched). The per-page fields come precomputed. Built as a spread of
- * the event, which V8 clones fast; assigning the fields onto the event in
- * place measured 5× slower (it leaves the object in slow mode).
- */
-export function withInternalFields(event: TraceEvent, fields: PageInternalFields, final: boolean): TraceEvent {
-  return { ...event, ...fields, __final: final, __isBroken: event.__isBroken === true };
-}
-
-/** The event a publish of `event` with `added` stands for (what consumers see, payload and headers together). */
-export function eventWithAdded(event: TraceEvent, added: AddedInternalFields | undefined): TraceEvent {
-  return added === undefined ? event : withInternalFields(event, added.page, added.final);
-}
-
-/** Adds every internal field to the events of one page. */
-export function addInternalFields(
-  ctx: Pick<JobStreamContext, 'inputId' | 'jobId' | 'source' | 'window'>,
-  page: Pick<PageOfRows, 'page' | 'isLast'>,
-): MonoTypeOperatorFunction<TraceEvent> {
-  const fields = pageInternalFields(ctx, page);
-  return pipe(
-    map((event): TraceEvent => withInternalFields(event, fields, false)),
-    page.isLast ? markLastFinal() : identity,
-  );
-}
-
 /** True for an internal field name: it starts with `__`. */
 export function isInternalField(key: string): boolean {
   return key.charCodeAt(0) === 95 && key.charCodeAt(1) === 95;
-}
-
-/** The JSON payload (row fields, `_time`, evaluated fields) and the `__` fields, apart. */
-export function splitInternalFields(event: TraceEvent): {
-  payload: Record<string, unknown>;
-  internal: Partial<InternalFields> & Record<`__${string}`, unknown>;
-} {
-  const payload: Record<string, unknown> = {};
-  const internal: Record<string, unknown> = {};
-  for (const key of Object.keys(event)) {
-    const value = event[key];
-    // Plain assignment is safe for the payload (no key there starts with `__`,
-    // so none is `__proto__`); an internal `__proto__` field stays a field.
-    if (!isInternalField(key)) payload[key] = value;
-    else if (key === '__proto__') Object.defineProperty(internal, key, { value, enumerable: true, writable: true, configurable: true });
-    else internal[key] = value;
-  }
-  return { payload, internal };
 }

@@ -7,9 +7,9 @@
  * only after it resolves, which is the backpressure: at most one page in
  * memory, at most `maxInFlight` publishes unacknowledged.
  *
- * The stages are the functions behind the operators (`breakRow` — here in
- * place, `breakRowInPlace`: the page's rows are this delivery's own and
- * become its events — `isInWindow`, `applyFields`, `applyPipeline`), applied to a row when a
+ * The stages are plain functions (`breakRowInPlace` — the page's rows are
+ * this delivery's own and become its events — `isInWindow`, `applyFields`,
+ * `applyPipeline`), applied to a row when a
  * publish slot frees up (`publishEach`) rather than one operator per stage
  * over a page of materialised events. Why (issue 6's bench profile): a whole
  * page of events alive at once, copies per stage and RxJS machinery per event
@@ -17,9 +17,9 @@
  * becomes an event only when its publish slot frees (the other rows wait in
  * `publishEach`'s queue as they are). The internal fields are computed once per page and
  * handed to the publisher beside each event (`AddedInternalFields`) rather
- * than merged into a copy of it — `withInternalFields` (the operator form's
- * function) is the merge they stand for. The operators stay the public,
- * marble-tested form of each stage; the pipeline runs the same functions.
+ * than merged into a copy of it; `writeWireMessage` (streams/wire-message.ts)
+ * builds the message from both. The tests exercise these same functions and
+ * `publishEach`, the operator production runs — there is no second form.
  *
  * An input with metadata fields or a pipeline takes another road: its
  * expressions run in the job's sandbox process (`ExpressionSandbox`), where

@@ -2,7 +2,7 @@
  * A cheap proof that a flat row's JSON is small: an upper bound on the UTF-8
  * byte length of `JSON.stringify(row)`, computed from string lengths alone.
  *
- * Why: the oversize check (`breakRow`) used to serialise every row just to
+ * Why: the oversize check (`breakRowInPlace`) used to serialise every row just to
  * measure it, and then the publisher serialised it again. The bench profile
  * (issue 6) put that duplicate work and its garbage on every event, while a
  * Message Trace row is a few hundred bytes against a 50 KB limit. The bound

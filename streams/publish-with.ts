@@ -46,16 +46,9 @@ export interface PublishTarget {
   readonly signal?: AbortSignal;
 }
 
-export function publishWith(
-  publisher: EventPublisher,
-  maxInFlight: number,
-  target: PublishTarget,
-): OperatorFunction<TraceEvent, Published> {
-  return publishEach((event: TraceEvent): PreparedEvent => ({ event }), publisher, maxInFlight, target);
-}
-
 /**
- * `publishWith` over inputs that become events only when a publish slot is
+ * Publishes each input's event with its dedupe key, at most `maxInFlight`
+ * unacknowledged: inputs become events only when a publish slot is
  * free: `prepare` runs for an input only once fewer than `maxInFlight`
  * publishes are unacknowledged; until then the input (a page row) waits as
  * it is. So at most `maxInFlight` events exist at once, not a whole page of

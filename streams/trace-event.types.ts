@@ -25,7 +25,7 @@ export interface InternalFields {
   readonly __source: string;
   /**
    * True on exactly one event per window: the last event published from the
-   * window's last page (see `addInternalFields`).
+   * window's last page (`finalRowIndex`, streams/job-pipeline.ts).
    */
   readonly __final: boolean;
   readonly __isBroken: boolean;

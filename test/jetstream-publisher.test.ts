@@ -5,7 +5,8 @@ import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../adapters/nats/nats-connection.ts';
 import { NatsError } from '../adapters/nats/nats-error.ts';
 import { ensureEventsStream, subjectCovers } from '../adapters/nats/events-stream.ts';
-import { classifyPublishError, createJetStreamPublisher, headerNameOf, type PublishRetry } from '../adapters/nats/jetstream-publisher.ts';
+import { classifyPublishError, createJetStreamPublisher, type PublishRetry } from '../adapters/nats/jetstream-publisher.ts';
+import { headerNameOf } from '../streams/wire-message.ts';
 import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 

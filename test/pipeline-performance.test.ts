@@ -13,9 +13,9 @@ import { promisify } from 'node:util';
 import type { JetStreamClient, JetStreamPublishOptions } from '@nats-io/jetstream';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { createJetStreamPublisher } from '../adapters/nats/jetstream-publisher.ts';
-import { breakRow, isOversize } from '../streams/break-events.ts';
+import { breakRowInPlace, isOversize } from '../streams/break-events.ts';
 import { compileFields } from '../streams/eval-fields.ts';
-import { eventWithAdded, pageInternalFields, splitInternalFields } from '../streams/internal-fields.ts';
+import { pageInternalFields } from '../streams/internal-fields.ts';
 import { deliverPageThroughPipeline, finalRowIndex } from '../streams/job-pipeline.ts';
 import { jsonBytesAtMost } from '../streams/json-size-bound.ts';
 import { publishEach } from '../streams/publish-with.ts';
@@ -60,7 +60,7 @@ describe('JSON size bound', () => {
       for (const limit of [0, 64, 400, 800, 51_200]) {
         const expected = limit > 0 && exactBytes(candidate) > limit;
         assert.equal(isOversize(candidate, limit), expected, `length ${length}, limit ${limit}`);
-        assert.equal(breakRow(candidate, { window, maxEventBytes: limit }).__brokenReason === 'oversize', expected);
+        assert.equal(breakRowInPlace({ ...candidate }, { window, maxEventBytes: limit }).__brokenReason === 'oversize', expected);
       }
     }
   });
@@ -138,7 +138,7 @@ describe('JetStream publisher message, built in one pass', () => {
     await createJetStreamPublisher(recording(captured)).publish('subj', event, 'key-1');
     const [message] = captured;
     assert.ok(message);
-    assert.equal(message.data, JSON.stringify(splitInternalFields(event).payload));
+    assert.equal(message.data, JSON.stringify({ id: 't-1', subject: 'multi\r\nline', _time: 1763632800.5 }));
     const headers = message.options.headers;
     assert.ok(headers);
     assert.equal(headers.get('Nats-Msg-Id'), 'key-1');
@@ -156,28 +156,39 @@ describe('JetStream publisher message, built in one pass', () => {
     assert.deepEqual(captured[0]?.options.headers?.values('Msgtrace-Foo-Bar'), ['second']);
   });
 
-  it('sends the same message for an event with its internal fields beside it as for the merged event', async () => {
+  it("puts the page's internal fields beside the event's own as headers, in one precedence: the event's own __ fields, then the page's, then __final and __isBroken", async () => {
     const page = pageInternalFields({ inputId: 'o365', jobId: 'job-9', source: 'https://graph.example/v1.0/x?$skiptoken=s', window }, { page: 3 });
-    const events: TraceEvent[] = [
-      { _time: 1, id: 'plain', subject: 'Grüße' },
-      { _time: 1, id: 'broken', __isBroken: true, __brokenReason: 'time' },
-      { _time: 1, id: 'overrides', __inputId: 'set by an expression', __page: 99, __final: true, __custom: ' padded\nvalue ' },
-      // Values that look internal in the JSON text (`"__`) but are not fields: the payload keeps them.
-      { _time: 1, id: '__id', subject: 'say "__hi"', tags: ['__a'] },
-      // An internal field whose value JSON leaves out: no header, nothing in the payload.
-      { _time: 1, id: 'undefined-internal', __custom: undefined },
-    ];
-    for (const event of events) {
-      for (const final of [false, true]) {
-        const beside: Captured[] = [];
-        const merged: Captured[] = [];
-        await createJetStreamPublisher(recording(beside)).publish('subj', event, 'k', { page, final });
-        await createJetStreamPublisher(recording(merged)).publish('subj', eventWithAdded(event, { page, final }), 'k');
-        const record = (captured: Captured[]) => Object.fromEntries([...(captured[0]?.options.headers ?? [])].map(([name, values]) => [name, values]));
-        assert.equal(beside[0]?.data, merged[0]?.data, `${event.id} payload`);
-        assert.deepEqual(record(beside), record(merged), `${event.id} headers, final ${final}`);
-      }
-    }
+    const sent = async (event: TraceEvent, final: boolean) => {
+      const captured: Captured[] = [];
+      await createJetStreamPublisher(recording(captured)).publish('subj', event, 'k', { page, final });
+      return { data: captured[0]!.data, headers: Object.fromEntries([...(captured[0]?.options.headers ?? [])].map(([name, values]) => [name, values.join(',')])) };
+    };
+    const pageHeaders = {
+      'Nats-Msg-Id': 'k',
+      'Msgtrace-Input-Id': 'office365_msg_trace:o365',
+      'Msgtrace-Source': 'https://graph.example/v1.0/x',
+      'Msgtrace-Job-Id': 'job-9',
+      'Msgtrace-Window': '2026-11-20T10:00:00.000Z/2026-11-20T11:00:00.000Z',
+      'Msgtrace-Page': '3',
+    };
+    const plain = await sent({ _time: 1, id: 'plain', subject: 'Grüße' }, true);
+    assert.equal(plain.data, JSON.stringify({ _time: 1, id: 'plain', subject: 'Grüße' }));
+    assert.deepEqual(plain.headers, { ...pageHeaders, 'Msgtrace-Final': 'true', 'Msgtrace-Is-Broken': 'false' });
+    const broken = await sent({ _time: 1, id: 'broken', __isBroken: true, __brokenReason: 'time' }, false);
+    assert.equal(broken.data, JSON.stringify({ _time: 1, id: 'broken' }));
+    assert.deepEqual(broken.headers, { ...pageHeaders, 'Msgtrace-Is-Broken': 'true', 'Msgtrace-Broken-Reason': 'time', 'Msgtrace-Final': 'false' });
+    const overrides = await sent({ _time: 1, id: 'overrides', __inputId: 'set by an expression', __page: 99, __final: true, __custom: ' padded\nvalue ' }, false);
+    assert.equal(overrides.headers['Msgtrace-Input-Id'], 'office365_msg_trace:o365', "the page's field wins over the event's own");
+    assert.equal(overrides.headers['Msgtrace-Page'], '3');
+    assert.equal(overrides.headers['Msgtrace-Final'], 'false', '__final is decided by the pipeline alone');
+    assert.equal(overrides.headers['Msgtrace-Custom'], 'padded value');
+    // Values that look internal in the JSON text (`"__`) but are not fields: the payload keeps them.
+    const lookalike = await sent({ _time: 1, id: '__id', subject: 'say "__hi"', tags: ['__a'] }, false);
+    assert.equal(lookalike.data, JSON.stringify({ _time: 1, id: '__id', subject: 'say "__hi"', tags: ['__a'] }));
+    // An internal field whose value JSON leaves out: no header, nothing in the payload.
+    const undefinedInternal = await sent({ _time: 1, id: 'undefined-internal', __custom: undefined }, false);
+    assert.equal(undefinedInternal.data, JSON.stringify({ _time: 1, id: 'undefined-internal' }));
+    assert.equal(undefinedInternal.headers['Msgtrace-Custom'], undefined);
   });
 });
 

@@ -2,11 +2,14 @@
  * The in-memory double of the stream's `EventPublisher`: dedupes by msgId as
  * JetStream does, keeps what was stored, and lets a test hold acks back and
  * release them one by one, so in-flight bounds and "resolves only after every
- * ack" are observable without timers.
+ * ack" are observable without timers. What it stores is what the
+ * JetStream publisher sends — the same `writeWireMessage` — read back:
+ * the JSON payload, the headers, and the internal fields those headers
+ * carry (`Msgtrace-Page` → `__page`, typed back).
  */
 import type { DeadLetter } from '../../streams/dead-letter.ts';
 import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
-import { eventWithAdded, splitInternalFields } from '../../streams/internal-fields.ts';
+import { internalFieldOfHeader, writeWireMessage } from '../../streams/wire-message.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { UnpublishableEventError } from '../../streams/unpublishable-event-error.ts';
 
@@ -15,12 +18,14 @@ export interface StoredMessage {
   readonly msgId: string;
   readonly payload: Record<string, unknown>;
   readonly internal: Record<string, unknown>;
+  /** Every header as sent (Nats-Msg-Id and the Msgtrace-* ones). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 interface PendingPublish {
   readonly subject: string;
   readonly msgId: string;
-  readonly event: TraceEvent;
+  readonly message: Omit<StoredMessage, 'subject' | 'msgId'>;
   readonly resolve: (ack: PublishAck) => void;
   readonly reject: (error: Error) => void;
 }
@@ -62,8 +67,7 @@ export function createMemoryPublisher(options: MemoryPublisherOptions = {}): Mem
     const duplicate = seen.has(entry.msgId);
     if (!duplicate) {
       seen.add(entry.msgId);
-      const { payload, internal } = splitInternalFields(entry.event);
-      stored.push({ subject: entry.subject, msgId: entry.msgId, payload, internal });
+      stored.push({ subject: entry.subject, msgId: entry.msgId, ...entry.message });
     }
     entry.resolve({ duplicate });
   };
@@ -97,9 +101,15 @@ export function createMemoryPublisher(options: MemoryPublisherOptions = {}): Mem
     publish(subject, event, msgId, added) {
       const refusal = options.refuse?.(event);
       if (refusal !== undefined) return Promise.reject(new UnpublishableEventError(refusal));
+      let message: PendingPublish['message'];
+      try {
+        message = readBack(event, msgId, added);
+      } catch (cause) {
+        return Promise.reject(new UnpublishableEventError(`it cannot be serialised to JSON (${(cause as Error).message})`, { cause }));
+      }
       return new Promise<PublishAck>((resolve, reject) => {
         // Stored as consumers see it: the added internal fields merged in.
-        const entry = { subject, msgId, event: eventWithAdded(event, added), resolve, reject };
+        const entry = { subject, msgId, message, resolve, reject };
         if (!options.manualAcks) {
           settle(entry);
           return;
@@ -128,4 +138,20 @@ export function createMemoryPublisher(options: MemoryPublisherOptions = {}): Mem
       entry.reject(error);
     },
   };
+}
+
+/** The message `writeWireMessage` builds, read back as a consumer would: payload, headers, typed internal fields. */
+function readBack(event: TraceEvent, msgId: string, added: Parameters<EventPublisher['publish']>[3]): Omit<StoredMessage, 'subject' | 'msgId'> {
+  const map = new Map<string, string[]>();
+  const payload = JSON.parse(writeWireMessage(event, msgId, added, map)) as Record<string, unknown>;
+  const headers: Record<string, string> = {};
+  const internal: Record<string, unknown> = {};
+  for (const [name, values] of map) {
+    const value = values[0] ?? '';
+    headers[name] = value;
+    const field = internalFieldOfHeader(name);
+    if (field === null) continue;
+    internal[field] = value === 'true' ? true : value === 'false' ? false : field === '__page' ? Number(value) : value;
+  }
+  return { payload, internal, headers };
 }
