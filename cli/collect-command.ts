@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createDispatcher } from '../adapters/http/dispatcher.ts';
@@ -13,7 +14,9 @@ import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import { createSharedRequestBudgetRegistry, openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.ts';
 import { createJobBus, createJobRecordStore, defaultJobRecordTtlMs, type JobRecordStore } from '../adapters/nats/job-records.ts';
 import type { InputConfig } from '../config/schema.ts';
+import { writeCassetteFile } from '../adapters/cassette/cassette-file.ts';
 import { runCollectJob } from '../runtime/collect-job-runner.ts';
+import { configSecrets, createJobRecorder } from '../runtime/job-recorder.ts';
 import { createJobTracker } from '../runtime/job-tracker.ts';
 import { createCollectorPublisher, eventsStreamOptions } from '../runtime/collector-stores.ts';
 import { settlesWithin } from '../runtime/settles-within.ts';
@@ -48,7 +51,8 @@ export function collectCommand(): Command {
     .option('--start <expr>', "window start (relative time like -3h@h, epoch seconds or ISO 8601); default: the input's startDate")
     .option('--end <expr>', "window end (exclusive); default: the input's endDate")
     .addOption(new Option('--ca-file <file>', 'extra CA certificate (PEM) to trust for the Office 365 endpoints').env('MSGTRACE_CA_FILE'))
-    .action(async (options: { config: string; input: string; start?: string; end?: string; caFile?: string }) => {
+    .option('--record <file>', 'also write a cassette of this run for msgtrace replay: every HTTP exchange (credentials stripped) with its timing, the transitions, the summary and the published events')
+    .action(async (options: { config: string; input: string; start?: string; end?: string; caFile?: string; record?: string }) => {
       const now = Date.now();
       const { config, warnings } = await loadConfigWithWarnings(options.config, { now });
       for (const warning of warnings) process.stderr.write(`warning: ${warning.path}: ${warning.message}\n`);
@@ -63,6 +67,14 @@ export function collectCommand(): Command {
       };
       if (window.startMs >= window.endMs) {
         throw new MsgtraceError(errorCodes.configInvalid, `the window is empty: start ${new Date(window.startMs).toISOString()} is not before end ${new Date(window.endMs).toISOString()}`);
+      }
+
+      // Before any request: a cassette that cannot be written should not cost a whole run to find out.
+      const recordTo = options.record;
+      if (recordTo !== undefined) {
+        await access(dirname(recordTo), constants.W_OK).catch(() => {
+          throw new MsgtraceError(errorCodes.configInvalid, `--record ${recordTo}: the directory ${dirname(recordTo)} does not exist or is not writable`);
+        });
       }
 
       const nc = await connectNats(config.nats);
@@ -105,17 +117,29 @@ export function collectCommand(): Command {
           onWriteError: (error) => progress.warning(`job record not written: ${(error as Error).message}`),
         });
         cancelService = bus.serveCancel(jobId, () => abort.abort('cancelled with msgtrace jobs cancel'));
+        const publisher = createCollectorPublisher(nc, config);
+        // --record: the recorder sits in front of the dispatcher and the publisher and hears every state and event.
+        const secrets = configSecrets(config, input);
+        const recorder =
+          options.record === undefined
+            ? null
+            : createJobRecorder(
+                { name: basename(options.record).replace(/\.json$/, ''), input, pipelines: config.pipelines, secrets, source: 'collect' },
+                { dispatcher, publisher },
+              );
         const summary = await runCollectJob(
-          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher, requestBudgets, publisher: createCollectorPublisher(nc, config) },
+          { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher: recorder?.dispatcher ?? dispatcher, requestBudgets, publisher: recorder?.publisher ?? publisher },
           {
             jobId,
             window,
             signal: abort.signal,
             onState: (state) => {
+              recorder?.onState(state);
               tracker.onState(state);
               progress.state(state);
             },
             onEmitted: (event) => {
+              recorder?.onEmitted(event);
               tracker.onEmitted(event);
               if (event.type === 'job.page') progress.page(event.pages, event.events);
               if (event.type === 'job.warning') progress.warning(event.message);
@@ -123,8 +147,16 @@ export function collectCommand(): Command {
           },
         );
         await tracker.finish(summary);
-        process.stdout.write(progress.finish(summary) + '\n');
+        const summaryLine = progress.finish(summary);
+        process.stdout.write(summaryLine + '\n');
         process.exitCode = exitCodes[summary.state];
+        if (recorder !== null && options.record !== undefined) {
+          const cassette = recorder.finish({ jobId, window, summary, summaryLine });
+          const { bytes } = await writeCassetteFile(options.record, cassette, secrets);
+          process.stderr.write(
+            `recorded ${cassette.http?.length ?? 0} HTTP exchanges, ${cassette.expect.trail.length} transitions and ${cassette.expect.events?.count ?? 0} events to ${options.record} (${bytes} bytes)\n`,
+          );
+        }
       } finally {
         cancelService?.unsubscribe();
         process.off('SIGINT', onSignal);

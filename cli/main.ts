@@ -12,6 +12,7 @@ import { MsgtraceError } from '../errors/msgtrace-error.ts';
 const commandModules: Readonly<Record<string, () => Promise<Command>>> = {
   run: async () => (await import('./run-command.ts')).runCommand(),
   collect: async () => (await import('./collect-command.ts')).collectCommand(),
+  replay: async () => (await import('./replay-command.ts')).replayCommand(),
   validate: async () => (await import('./validate-command.ts')).validateCommand(),
   jobs: async () => (await import('./jobs-command.ts')).jobsCommand(),
   simulate: async () => (await import('./simulate-command.ts')).simulateCommand(),

@@ -11,23 +11,21 @@ import {
 } from '../machines/collect-job.machine.ts';
 import type { DeliveryResult, PageRequest, PageResult, TokenResult } from '../machines/collect-job.types.ts';
 import { defaultRetryRules } from '../machines/retry-policy.ts';
-import { loadCassette, runCassette, settle } from './support/cassette.ts';
+import { cassetteNames, loadCassette, runCassette, settle } from './support/cassette.ts';
 
-const cassettes = [
-  'multi-page',
-  'retry-after-5s',
-  'retry-after-30s',
-  'backoff-503',
-  'retry-limit',
-  'reauth-401',
-  'reauth-twice',
-  'job-timeout',
-  'request-timeout-retried',
-  'request-timeout-not-retried',
-  'resume',
-];
+/** Every cassette in test/fixtures/cassettes with machine-level exchanges (recordings of user runs hold only HTTP). */
+const cassettes = cassetteNames().filter((name) => (loadCassette(name).exchanges?.length ?? 0) > 0);
 
 describe('collect job replays recorded runs', () => {
+  test('every cassette file is replayed here, or holds HTTP exchanges for the HTTP-layer replay', () => {
+    // The list above is derived from the files; this keeps a moved directory or a broken filter from emptying it.
+    assert.ok(cassettes.length > 0, 'no cassette with machine-level exchanges found');
+    assert.deepEqual(
+      cassetteNames().filter((name) => !cassettes.includes(name) && loadCassette(name).http === undefined),
+      [],
+    );
+  });
+
   for (const name of cassettes) {
     const cassette = loadCassette(name);
     test(`${name}: ${cassette.description}`, async () => {
@@ -44,7 +42,7 @@ describe('collect job replays recorded runs', () => {
   test('multi-page follows each nextLink verbatim and emits job.page with the next cursor', async () => {
     const cassette = loadCassette('multi-page');
     const run = await runCassette(cassette);
-    const recorded = cassette.exchanges.flatMap((e) => (e.port === 'fetchPage' && e.classified.status === 'page' ? [e.classified] : []));
+    const recorded = (cassette.exchanges ?? []).flatMap((e) => (e.port === 'fetchPage' && e.classified.status === 'page' ? [e.classified] : []));
     assert.ok(recorded.length >= 3, 'the recording has at least three pages');
     assert.equal(recorded.at(-1)?.nextLink, null, 'the last page has no nextLink');
     const next = (link: string | null) => (link === null ? null : { kind: 'next', link });

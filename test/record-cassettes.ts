@@ -1,16 +1,21 @@
 /**
  * Re-records the job cassettes in `test/fixtures/cassettes/` from the
  * simulator: `npm run cassettes:record` (or `node --import tsx
- * test/record-cassettes.ts [name ...]` for some of them).
+ * test/record-cassettes.ts [--out DIR] [name ...]` for some of them, or
+ * elsewhere).
  *
  * Each scenario is one real collection job (MSAL client-secret sign-in,
  * Graph paging, the stream into the in-memory publisher) against a fresh
  * simulator with the scenario's faults. The replay tests then hold the code
  * to what was recorded; a behaviour change shows up as a diff here.
  * `resume.json` is hand-written and not re-recorded: it needs a checkpoint
- * and messages already stored from an earlier run.
+ * and messages already stored from an earlier run. Any other `.json` in the
+ * directory (a user's `--record` cassette) is replayed by the HTTP-layer
+ * replay test as it is.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { cassetteText } from '../adapters/cassette/cassette-file.ts';
 import { recordScenario, type RecordingScenario } from './support/cassette-recorder.ts';
 
 export const scenarios: readonly RecordingScenario[] = [
@@ -69,21 +74,25 @@ export const scenarios: readonly RecordingScenario[] = [
   },
 ];
 
-const cassetteDir = new URL('./fixtures/cassettes/', import.meta.url);
+const fixturesDir = new URL('./fixtures/cassettes/', import.meta.url);
 
-async function main(names: readonly string[]): Promise<void> {
+async function main(args: readonly string[]): Promise<void> {
+  const outAt = args.indexOf('--out');
+  const dir = outAt >= 0 && args[outAt + 1] !== undefined ? pathToFileURL(`${args[outAt + 1]!.replace(/\/$/, '')}/`) : fixturesDir;
+  const names = outAt >= 0 ? args.filter((_, index) => index !== outAt && index !== outAt + 1) : args;
   const chosen = names.length === 0 ? scenarios : scenarios.filter((s) => names.includes(s.name));
   const unknown = names.filter((n) => !scenarios.some((s) => s.name === n));
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+  await mkdir(dir, { recursive: true });
   const nowMs = Date.now();
   for (const scenario of chosen) {
     const cassette = await recordScenario(scenario, nowMs);
-    const text = `${JSON.stringify(cassette, null, 2)}\n`;
-    await writeFile(new URL(`${scenario.name}.json`, cassetteDir), text);
+    const text = cassetteText(cassette);
+    await writeFile(new URL(`${scenario.name}.json`, dir), text);
     console.log(`${scenario.name}: ${cassette.http?.length ?? 0} HTTP exchanges, ${cassette.expect.summary.state}, ${text.length} bytes`);
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await main(process.argv.slice(2));
 }

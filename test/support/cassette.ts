@@ -1,16 +1,18 @@
 /**
  * Replays a recorded collection job at the machine layer.
  *
- * A cassette is what a recorder captured from a real or simulated run:
- * every HTTP exchange (credentials stripped) with the value the adapter
- * classified it as, plus the trail of states and the summary the job ended
- * with. The replay feeds the classified values back to the job's ports in
- * order, records what the machine asked for, and drives a `SimulatedClock`
- * from one pending timer to the next, so every wait happens at its exact
- * simulated instant and nothing ever sleeps.
+ * A cassette (adapters/cassette/cassette.types.ts) is what a recorder
+ * captured from a real or simulated run: every HTTP exchange (credentials
+ * stripped) and, for the machine layer, the value the adapter classified
+ * each as, plus the trail of states and the summary the job ended with. The
+ * replay here feeds the classified values back to the job's ports in order,
+ * records what the machine asked for, and drives a `SteppingClock` from one
+ * pending timer to the next, so every wait happens at its exact simulated
+ * instant and nothing ever sleeps. (The HTTP-layer replay through the real
+ * adapters is production code: runtime/replay-job.ts.)
  */
-import { readFileSync } from 'node:fs';
-import { createActor, fromPromise, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createActor, fromPromise, type AnyActorRef, type InspectionEvent, type SimulatedClock } from 'xstate';
 import {
   collectJobMachine,
   jobStateName,
@@ -19,134 +21,32 @@ import {
   type CollectJobSummary,
   type DeliverPageInput,
 } from '../../machines/collect-job.machine.ts';
-import type { DeliveryResult, PageCursor, PageRequest, PageResult, TokenResult } from '../../machines/collect-job.types.ts';
-import { defaultRetryRules, type RetryRules } from '../../machines/retry-policy.ts';
+import type { DeliveryResult, PageRequest, PageResult, TokenResult } from '../../machines/collect-job.types.ts';
+import { defaultRetryRules } from '../../machines/retry-policy.ts';
+import type { Cassette, CassetteExchange } from '../../adapters/cassette/cassette.types.ts';
+import { parseCassette } from '../../adapters/cassette/cassette-file.ts';
+import { SteppingClock } from '../../adapters/clock/stepping-clock.ts';
 
-export interface CassetteExchange {
-  /** Which port of the job made the request. */
-  readonly port: 'acquireToken' | 'fetchPage';
-  readonly request: {
-    readonly method: string;
-    /** The URL as sent, credentials and tokens stripped. */
-    readonly url: string;
-    readonly page?: number;
-    readonly forceRefresh?: boolean;
-  };
-  /** What came back; `error` when no response did (timeout, reset). */
-  readonly response: {
-    readonly status?: number;
-    readonly headers?: Readonly<Record<string, string>>;
-    readonly body?: unknown;
-    readonly bodySummary?: string;
-    readonly error?: 'timeout' | 'reset';
-  };
-  /** The adapter's classification, which the replay hands to the machine. */
-  readonly classified: PageResult | TokenResult;
-  /** Simulated time the exchange took. */
-  readonly delayMs?: number;
-  /** What JetStream acknowledged for this page; default: every row published. */
-  readonly delivery?: DeliveryResult;
-}
-
-/**
- * One HTTP exchange exactly as the adapters made it (token endpoint, OpenID
- * discovery, Graph pages), credentials stripped: no Authorization value, no
- * client secret or assertion, access tokens replaced by `<redacted-token-N>`.
- * The simulator's origin is replaced by {@link recordedOrigin}.
- */
-export interface HttpExchange {
-  readonly method: string;
-  readonly url: string;
-  readonly requestHeaders: Readonly<Record<string, string>>;
-  /** Form bodies (token requests) with `client_secret` / `client_assertion` redacted. */
-  readonly requestBody?: string;
-  /** Absent when no response came (`error`). */
-  readonly status?: number;
-  readonly responseHeaders?: Readonly<Record<string, string>>;
-  /** Parsed JSON when the body was JSON, else the text. */
-  readonly body?: unknown;
-  /** The transport error the client saw instead of a response (e.g. its request timeout). */
-  readonly error?: { readonly name: string; readonly code?: string; readonly message: string };
-  /** Simulated time the exchange took (the request timeout for a timed-out one; 0 otherwise). */
-  readonly delayMs?: number;
-}
+export type { Cassette, CassetteExchange, HttpExchange } from '../../adapters/cassette/cassette.types.ts';
+export { SteppingClock } from '../../adapters/clock/stepping-clock.ts';
 
 /** The origin recorded cassettes use instead of the simulator's random loopback port. */
 export const recordedOrigin = 'https://o365.simulator.test';
 
-export interface Cassette {
-  readonly name: string;
-  readonly description: string;
-  /** The job input, over defaults (the retry rules over Cribl's defaults). */
-  readonly input?: {
-    readonly retryRules?: Partial<RetryRules>;
-    readonly jobTimeoutMs?: number | null;
-    readonly keepAliveMs?: number;
-    readonly resumeFrom?: { readonly cursor: PageCursor; readonly page: number };
-    /** The recorded job's window; absent in hand-written cassettes (a fixed test window). */
-    readonly window?: { readonly startMs: number; readonly endMs: number };
-  };
-  /** Recorded cassettes: the msgtrace input the job ran with (secrets removed) and how it was recorded. */
-  readonly recording?: {
-    readonly input: Readonly<Record<string, unknown>>;
-    readonly simulator: Readonly<Record<string, unknown>>;
-  };
-  /** Recorded cassettes: every HTTP exchange, for replay at the HTTP layer. */
-  readonly http?: ReadonlyArray<HttpExchange>;
-  readonly exchanges: ReadonlyArray<CassetteExchange>;
-  readonly expect: {
-    readonly trail: ReadonlyArray<string>;
-    readonly summary: CollectJobSummary;
-    /** How long each `retryWait` lasted, in order. */
-    readonly retryDelaysMs?: ReadonlyArray<number>;
-    readonly warnings?: ReadonlyArray<string>;
-  };
-}
+export const cassetteDir = new URL('../fixtures/cassettes/', import.meta.url);
 
-const cassetteDir = new URL('../fixtures/cassettes/', import.meta.url);
+/** The name of every cassette in `test/fixtures/cassettes/` (its file name without `.json`), sorted. */
+export function cassetteNames(): string[] {
+  return readdirSync(cassetteDir)
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => file.slice(0, -'.json'.length))
+    .sort();
+}
 
 /** Reads `test/fixtures/cassettes/<name>.json`, refusing one that lacks the cassette shape. */
 export function loadCassette(name: string): Cassette {
   const raw: unknown = JSON.parse(readFileSync(new URL(`${name}.json`, cassetteDir), 'utf8'));
-  if (
-    typeof raw !== 'object' ||
-    raw === null ||
-    !Array.isArray((raw as { exchanges?: unknown }).exchanges) ||
-    typeof (raw as { expect?: unknown }).expect !== 'object'
-  ) {
-    throw new Error(`cassette ${name}: expected { name, description, exchanges: [...], expect: {...} }`);
-  }
-  return raw as Cassette;
-}
-
-/**
- * A `SimulatedClock` that also knows when its next timer is due, so a replay
- * can jump straight to it (xstate's `increment` fires every due timer at the
- * *final* instant, which would blur consecutive waits).
- */
-export class SteppingClock extends SimulatedClock {
-  private readonly due = new Map<number, number>();
-
-  override setTimeout(fn: (...args: unknown[]) => void, timeout: number): number {
-    const id: number = super.setTimeout(() => {
-      this.due.delete(id);
-      fn();
-    }, timeout);
-    this.due.set(id, this.now() + timeout);
-    return id;
-  }
-
-  override clearTimeout(id: number): void {
-    this.due.delete(id);
-    super.clearTimeout(id);
-  }
-
-  /** The instant the earliest pending timer fires, or undefined when none is pending. */
-  nextDue(): number | undefined {
-    let next: number | undefined;
-    for (const at of this.due.values()) if (next === undefined || at < next) next = at;
-    return next;
-  }
+  return parseCassette(raw, `cassette ${name}`);
 }
 
 /** What the machine asked of its ports, in order. */
@@ -173,15 +73,16 @@ export interface CassetteReplay {
  * request the cassette did not record next (another port, another page)
  * rejects, so the job fails with a message naming the divergence.
  */
-export function replayCassette(cassette: Cassette, clock: SimulatedClock): CassetteReplay {
+export function cassettePorts(cassette: Cassette, clock: SimulatedClock): CassetteReplay {
+  const exchanges = cassette.exchanges ?? [];
   let next = 0;
   const calls: ReplayCalls = { tokens: [], pages: [], deliveries: [] };
   const deliveries = new Map<number, DeliveryResult | undefined>();
 
   const take = (port: CassetteExchange['port'], page?: number): CassetteExchange => {
-    const exchange = cassette.exchanges[next];
+    const exchange = exchanges[next];
     if (exchange === undefined) {
-      throw new Error(`cassette ${cassette.name}: ${port} asked past the last of ${cassette.exchanges.length} exchanges`);
+      throw new Error(`cassette ${cassette.name}: ${port} asked past the last of ${exchanges.length} exchanges`);
     }
     if (exchange.port !== port || (page !== undefined && exchange.request.page !== undefined && exchange.request.page !== page)) {
       throw new Error(
@@ -219,7 +120,7 @@ export function replayCassette(cassette: Cassette, clock: SimulatedClock): Casse
       }),
     },
     calls,
-    remaining: () => cassette.exchanges.length - next,
+    remaining: () => exchanges.length - next,
   };
 }
 
@@ -288,7 +189,7 @@ export interface ReplayRun {
  */
 export async function runCassette(cassette: Cassette, maxSteps = 10_000): Promise<ReplayRun> {
   const clock = new SteppingClock();
-  const replay = replayCassette(cassette, clock);
+  const replay = cassettePorts(cassette, clock);
   const recorder = trailRecorder();
   let actor: AnyActorRef | undefined;
   const job = createActor(collectJobMachine.provide({ actors: replay.actors }), {
