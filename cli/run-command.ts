@@ -17,6 +17,7 @@ import { defaultMaxJobs, startTaskWorker } from '../runtime/task-worker.ts';
 import { MsgtraceError, errorCodes } from '../errors/msgtrace-error.ts';
 import type { Logger } from 'pino';
 import { settlesWithin } from '../runtime/settles-within.ts';
+import { recordJobsTo, type RecordJob } from '../runtime/cassette-directory.ts';
 import { defaultInspectorPort } from '../inspector/default-port.ts';
 
 interface RunOptions {
@@ -34,6 +35,7 @@ interface RunOptions {
   leaseSeconds: number;
   inspect?: true | string;
   inspectConfig?: string;
+  record?: string;
 }
 
 /** What this process does: everything (one process), only plan and dispatch tasks, or only run them. */
@@ -41,7 +43,10 @@ const roles = ['all', 'scheduler', 'worker'] as const;
 type Role = (typeof roles)[number];
 
 /** The part of scheduled collection this process runs, by role. */
-function startRole(options: RunOptions, deps: { config: MsgtraceConfig; nc: NatsConnection; dispatcher: Dispatcher; logger: Logger; branch: string | null }): Promise<ScheduledCollection> {
+function startRole(
+  options: RunOptions,
+  deps: { config: MsgtraceConfig; nc: NatsConnection; dispatcher: Dispatcher; logger: Logger; branch: string | null; recordJob?: RecordJob },
+): Promise<ScheduledCollection> {
   const workerId = options.workerId ?? defaultWorkerId();
   const replicas = deps.config.nats.replicas;
   switch (options.role) {
@@ -121,11 +126,18 @@ export function runCommand(): Command {
     .addOption(new Option('--max-jobs <n>', 'worker: jobs run at once').default(defaultMaxJobs).argParser(Number))
     .addOption(new Option('--inspect [port]', `serve the Job Inspector in this process on 127.0.0.1 (default port ${defaultInspectorPort})`))
     .addOption(new Option('--inspect-config <file>', "the inspector's read-only login (default: nats.conf's operator on the run's NATS servers)"))
+    .option(
+      '--record <dir>',
+      'also write a cassette of every job for msgtrace replay, one file per job (<input>-<window start>-<jobId>.json) written when the job ends: its HTTP exchanges (credentials stripped) with their timing, transitions, summary and published events',
+    )
     .addOption(new Option('--lease-seconds <s>', 'scheduler: leader lease period; a standby takes over at most this long after the leader stopped').default(defaultLeaseMs / 1000).argParser(Number))
     .action(async (options: RunOptions) => {
       const logger = createLogger();
       if (options.role !== 'all' && !options.config) {
         throw new MsgtraceError(errorCodes.configInvalid, `--role ${options.role} needs --config: the scheduler and its workers share one NATS and one config (the embedded defaults are for a single process)`);
+      }
+      if (options.record !== undefined && options.role === 'scheduler') {
+        throw new MsgtraceError(errorCodes.configInvalid, '--record is for processes that run jobs (--role all or worker); a scheduler only plans windows');
       }
       let environment: EmbeddedEnvironment | null = null;
       let config: MsgtraceConfig;
@@ -143,6 +155,21 @@ export function runCommand(): Command {
         caPem = environment.simulator.caPem;
       }
 
+      // Before connecting: a directory that cannot take a cassette should not cost a run to find out.
+      const recordTo = options.record;
+      const recordJob =
+        recordTo === undefined
+          ? undefined
+          : await recordJobsTo(recordTo, {
+              config,
+              onWritten: (file, cassette, bytes) =>
+                logger.info({ file, jobId: cassette.recording?.jobId, transitions: cassette.expect.trail.length, http: cassette.http?.length ?? 0, events: cassette.expect.events?.count ?? 0, bytes }, 'job recorded'),
+              onError: (file, error) => logger.error({ file, err: (error as Error).message }, 'job recording not written'),
+            }).catch(async (error: unknown) => {
+              await failStartUp(error, environment, null, null);
+              throw error;
+            });
+
       // A service outlives a NATS that is not up yet: wait for it, saying so.
       let nc: NatsConnection;
       try {
@@ -157,7 +184,7 @@ export function runCommand(): Command {
       const dispatcher = createDispatcher({ caPem });
       let collection: ScheduledCollection;
       try {
-        collection = await startRole(options, { config, nc, dispatcher, logger, branch: currentEnvironment(process.env, gitBranch) });
+        collection = await startRole(options, { config, nc, dispatcher, logger, branch: currentEnvironment(process.env, gitBranch), ...(recordJob ? { recordJob } : {}) });
       } catch (error) {
         // JetStream off, a stream or bucket the user may not create, a refused permission:
         // nothing will run, so msgtrace says why and exits non-zero instead of idling.

@@ -8,6 +8,7 @@ import type { MsgtraceConfig } from '../config/schema.ts';
 import { inputSchedulerMachine, type RunJobInput, type RunJobOutput } from '../machines/input-scheduler.machine.ts';
 import { onInputSchedulerEvents, schedulerMachine } from '../machines/scheduler.machine.ts';
 import { openCollectorStores } from './collector-stores.ts';
+import type { RecordJob } from './cassette-directory.ts';
 import { createWindowRunner } from './window-runner.ts';
 
 export interface ScheduledCollectionDeps {
@@ -21,6 +22,8 @@ export interface ScheduledCollectionDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** This process in job records; default host, pid and a nonce. */
   readonly workerId?: string;
+  /** `--record DIR`: a cassette per job (runtime/cassette-directory.ts). */
+  readonly recordJob?: RecordJob;
 }
 
 export interface ScheduledCollection {
@@ -60,6 +63,7 @@ export async function startScheduledCollection(deps: ScheduledCollectionDeps): P
     env: deps.env,
     shutdown: shutdown.signal,
     workerId: deps.workerId ?? defaultWorkerId(),
+    ...(deps.recordJob ? { recordJob: deps.recordJob } : {}),
   });
 
   const scheduler = createActor(

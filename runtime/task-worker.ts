@@ -6,6 +6,7 @@ import { enabledInputs } from '../config/enabled-inputs.ts';
 import type { InputConfig, MsgtraceConfig } from '../config/schema.ts';
 import { openCollectorStores } from './collector-stores.ts';
 import type { ScheduledCollection } from './scheduled-collection.ts';
+import type { RecordJob } from './cassette-directory.ts';
 import { createWindowRunner, windowText, type WindowRunner } from './window-runner.ts';
 import { abortableSleep } from '../adapters/clock/abortable-sleep.ts';
 
@@ -24,6 +25,8 @@ export interface TaskWorkerDeps {
   readonly now?: () => number;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly replicas?: number;
+  /** `--record DIR`: a cassette per job (runtime/cassette-directory.ts). */
+  readonly recordJob?: RecordJob;
 }
 
 /** Jobs a worker runs at once by default: I/O-bound jobs, and the tenant budgets pace them anyway. */
@@ -91,7 +94,7 @@ export async function startTaskWorker(deps: TaskWorkerDeps): Promise<ScheduledCo
   const stores = await openCollectorStores(nc, config, logger, now);
   const queue = await openTaskQueue(nc, { replicas: deps.replicas });
   const shutdown = new AbortController();
-  const runner = createWindowRunner({ config, stores, dispatcher: deps.dispatcher, logger, now, env: deps.env, shutdown: shutdown.signal, workerId: deps.workerId, yieldOnConflict: true });
+  const runner = createWindowRunner({ config, stores, dispatcher: deps.dispatcher, logger, now, env: deps.env, shutdown: shutdown.signal, workerId: deps.workerId, yieldOnConflict: true, ...(deps.recordJob ? { recordJob: deps.recordJob } : {}) });
   const slots = jobSlots(Math.max(1, deps.maxJobs ?? defaultMaxJobs));
   const inputs = enabledInputs(config.inputs, { branch: deps.branch }) as InputConfig[];
   const consumers = await Promise.all(

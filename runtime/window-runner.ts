@@ -13,6 +13,7 @@ import { windowRunMachine, type AttemptRequest, type WindowRunOutcome } from '..
 import type { Checkpoint } from '../machines/scheduler.types.ts';
 import { runCollectJob } from './collect-job-runner.ts';
 import type { CollectorStores } from './collector-stores.ts';
+import type { RecordJob } from './cassette-directory.ts';
 import { runConcurrentBackfill } from './concurrent-backfill.ts';
 import { createJobTracker } from './job-tracker.ts';
 import { inputLogger } from './logger.ts';
@@ -37,6 +38,8 @@ export interface WindowRunnerDeps {
    * someone else is a second collector on the same input: a failure.
    */
   readonly yieldOnConflict?: boolean;
+  /** `msgtrace run --record DIR`: each job is recorded around its dispatcher and publisher, its cassette written when it ends. */
+  readonly recordJob?: RecordJob;
 }
 
 /** What `runWindow` reports: the scheduler's `RunJobOutput`, and whether the window was taken over. */
@@ -120,22 +123,35 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
     const cancelService = bus.serveCancel(job.jobId, () => {
       abort.abort('cancelled with msgtrace jobs cancel');
     });
+    const resumeFrom = job.resumeFrom ? { cursor: job.resumeFrom.cursor, page: job.resumeFrom.page } : undefined;
+    const recording = deps.recordJob?.({ input, jobId: job.jobId, window: job.window, resumeFrom, dispatcher: deps.dispatcher, publisher });
     try {
       log.info({ jobId: job.jobId, workerId: deps.workerId, window: windowText(job.window), resume: job.resumeFrom?.page ?? null }, 'job started');
       const summary = await runCollectJob(
-        { input, secrets: config.secrets, pipelines: config.pipelines, dispatcher: deps.dispatcher, publisher, now, env: deps.env, requestBudgets },
+        {
+          input,
+          secrets: config.secrets,
+          pipelines: config.pipelines,
+          dispatcher: recording?.dispatcher ?? deps.dispatcher,
+          publisher: recording?.publisher ?? publisher,
+          now,
+          env: deps.env,
+          requestBudgets,
+        },
         {
           jobId: job.jobId,
           window: job.window,
-          resumeFrom: job.resumeFrom ? { cursor: job.resumeFrom.cursor, page: job.resumeFrom.page } : undefined,
+          resumeFrom,
           signal: abort.signal,
           ...(job.onPageFetched ? { onPageFetched: job.onPageFetched } : {}),
           ...(job.saveCheckpoint ? { saveCheckpoint: job.saveCheckpoint } : {}),
           onState: (state) => {
+            recording?.onState(state);
             tracker.onState(state);
             log.debug({ jobId: job.jobId, state }, 'job state');
           },
           onEmitted: (event) => {
+            recording?.onEmitted(event);
             tracker.onEmitted(event);
             if (event.type === 'job.warning') log.warn({ jobId: job.jobId }, event.message);
             if (event.type !== 'job.page') return;
@@ -146,6 +162,9 @@ export function createWindowRunner(deps: WindowRunnerDeps): WindowRunner {
       await tracker.finish(summary);
       // A split is the catch-up's own decision, not a fault; neither is yielding a window to another worker.
       const split = summary.state === 'cancelled' && job.signal.reason === splitAbortReason;
+      // Before "job ended", so whoever waits for that line finds the cassette written. A split job is not
+      // written: it was stopped by the catch-up after one page, and its sub-windows' jobs are recorded instead.
+      if (!split) await recording?.finish(summary);
       const level = summary.state === 'done' || split ? 'info' : 'error';
       log[level]({ jobId: job.jobId, state: summary.state, pages: summary.pages, events: summary.events, duplicates: summary.duplicates, deadLettered: summary.deadLettered, retries: summary.retries, error: summary.error }, 'job ended');
       return summary;

@@ -39,6 +39,8 @@ export interface StartSimulatorOptions {
   readonly stateDir?: string;
   /** Wall clock by default: MSAL signs assertions with real time. */
   readonly now?: () => number;
+  /** Test hook: sees every access token the token endpoint issues. */
+  readonly onTokenIssued?: (accessToken: string) => void;
 }
 
 /** What `msgtrace simulate` prints: everything a collector config needs to point at this simulator. */
@@ -134,6 +136,7 @@ export async function startSimulator(opts: StartSimulatorOptions): Promise<Runni
         return options.tokenLifetimeS;
       },
       baseUrl: () => baseUrl,
+      ...(opts.onTokenIssued ? { onTokenIssued: opts.onTokenIssued } : {}),
     });
     const injector = createFaultInjector({
       seed: opts.seed,

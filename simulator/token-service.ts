@@ -27,6 +27,8 @@ export interface TokenServiceDeps {
   readonly tokenLifetimeS: number;
   /** `https://127.0.0.1:PORT` — known only once the server listens. */
   readonly baseUrl: () => string;
+  /** Test hook: sees every access token issued (a test can then prove a recording holds none of them). */
+  readonly onTokenIssued?: (accessToken: string) => void;
 }
 
 interface IssuedToken {
@@ -211,6 +213,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     const issuedAtMs = now();
     const expiresAtMs = issuedAtMs + deps.tokenLifetimeS * 1000;
     tokens.set(accessToken, { tenantId: app.tenantId, audience: target.audience, expiresAtMs });
+    deps.onTokenIssued?.(accessToken);
 
     if (version === 'v2') {
       return jsonOk({
