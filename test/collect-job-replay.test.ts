@@ -19,6 +19,7 @@ import { requestKey } from '../adapters/http/cassette-dispatcher.ts';
 import { compareWithRecording } from '../runtime/replay-expectations.ts';
 import { replayRecordedJob, type ReplayResult } from '../runtime/replay-job.ts';
 import { scenarios } from './record-cassettes.ts';
+import { recordScenario } from './support/cassette-recorder.ts';
 import { cassetteDir, cassetteNames, loadCassette, type Cassette } from './support/cassette.ts';
 import { startTestSimulator } from './support/simulator.ts';
 
@@ -115,6 +116,17 @@ describe('collect job replays recorded HTTP exchanges through the real adapters'
     const run = await replayRecordedJob(loadCassette('request-timeout-not-retried'));
     assert.equal(run.transitions.at(-1)?.atMs, 10_000);
     assert.match(run.summary.error ?? '', /retryConnectTimeout is off: .*did not answer within the request timeout of 10000 ms/);
+  });
+
+  test('a recording keeps each page as fetched: the delivery turning its rows into events in place does not reach the cassette', async () => {
+    const cassette = await recordScenario(scenarios.find((s) => s.name === 'multi-page')!);
+    const pages = (cassette.exchanges ?? []).flatMap((e) => (e.classified.status === 'page' ? [e.classified.rows] : []));
+    const bodies = (cassette.http ?? []).filter((e) => e.url.includes(pagesPath)).map((e) => (e.body as { value: unknown[] }).value);
+    assert.ok(pages.length > 0, 'the recording has pages');
+    assert.deepEqual(pages, bodies, 'the classified rows are the rows of the responses');
+    assert.ok(pages.flat().every((row) => !('_time' in (row as object))), 'no row carries a field the delivery adds');
+    // The events themselves were recorded too, as published.
+    assert.equal(typeof cassette.expect.events?.list[0]?.payload?._time, 'number');
   });
 
   test('no cassette contains a credential', async () => {

@@ -33,6 +33,7 @@ export function createRecordingPublisher(inner: EventPublisher, options: { reado
       async publish(subject, event, msgId, added, signal) {
         let entry: (typeof list)[number];
         try {
+          // Serialised now, never kept by reference: the event is the page's row turned into an event in place, owned by the delivery.
           const wire = wireEventOf(event, msgId, added);
           entry = list.length < fullEvents ? { subject, msgId, ack: 'stored', payload: wire.payload, headers: wire.headers } : { subject, msgId, ack: 'stored', digest: eventDigest(wire.payload, wire.headers) };
         } catch {

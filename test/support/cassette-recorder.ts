@@ -135,12 +135,13 @@ export async function recordScenario(scenario: RecordingScenario, nowMs = Date.n
         if (type === 'xstate.done.actor.acquireToken' || type === 'xstate.done.actor.fetchPage') {
           const call = calls.at(-1);
           if (call !== undefined) {
-            call.classified = output as PageResult | TokenResult;
+            // A copy, taken now: the delivery takes this page's rows and turns them into events in place.
+            call.classified = structuredClone(output) as PageResult | TokenResult;
             call.tapeEnd = tape.length;
           }
         } else if (type === 'xstate.done.actor.deliverPage') {
           const call = lastCall((c) => c.port === 'fetchPage');
-          if (call !== undefined) call.delivery = output as DeliveryResult;
+          if (call !== undefined) call.delivery = structuredClone(output) as DeliveryResult;
         }
       }
       if (event.type === '@xstate.snapshot' && event.actorRef === root) {
