@@ -34,6 +34,8 @@ describe('msgtrace collect --record, msgtrace replay', () => {
   let cassette: Cassette;
   /** Every secret the recording's config and environment held. */
   let secrets: string[];
+  /** Every access token the simulator's token endpoint issued. */
+  const issuedTokens: string[] = [];
   const appSecretVariable = 'MSGTRACE_RECORD_TEST_APP_SECRET';
   const unusedPassword = 'unused-stored-password-9f3e';
 
@@ -71,7 +73,7 @@ describe('msgtrace collect --record, msgtrace replay', () => {
     );
 
   before(async () => {
-    [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ quota: { enabled: false } })]);
+    [nats, sim] = await Promise.all([startTestNatsServer(), startTestSimulator({ quota: { enabled: false }, onTokenIssued: (token) => issuedTokens.push(token) })]);
     dir = await mkdtemp(join(tmpdir(), 'msgtrace-record-'));
     configFile = join(dir, 'msgtrace.json');
     await writeFile(configFile, JSON.stringify(config("'recorded'")));
@@ -115,8 +117,9 @@ describe('msgtrace collect --record, msgtrace replay', () => {
 
   test('the cassette holds no credential: no secret of the config or the environment, no token, no Authorization value', async () => {
     const text = await readFile(cassetteFile, 'utf8');
-    for (const secret of secrets) assert.ok(!text.includes(secret), `a secret of ${secret.length} chars is in the cassette`);
-    assert.deepEqual(findSecrets(text, secrets), []);
+    assert.ok(issuedTokens.length > 0, 'the run signed in');
+    for (const secret of [...secrets, ...issuedTokens]) assert.ok(!text.includes(secret), `a secret of ${secret.length} chars is in the cassette`);
+    assert.deepEqual(findSecrets(text, [...secrets, ...issuedTokens]), []);
     for (const exchange of cassette.http ?? []) {
       const authorization = exchange.requestHeaders.authorization;
       if (authorization !== undefined) assert.match(authorization, /^(Bearer <redacted-token-\d+>|<redacted>)$/);
@@ -126,7 +129,7 @@ describe('msgtrace collect --record, msgtrace replay', () => {
       }
     }
     assert.equal((cassette.recording?.input as { textSecret?: string }).textSecret, 'app', 'the secret is named, not held');
-    // A live token from the same simulator is a JWT; none is in the file.
+    // Nor anything shaped like a JWT (Entra's tokens are; the simulator's are opaque, checked above).
     assert.doesNotMatch(text, /eyJ[\w-]+\.eyJ/);
   });
 
@@ -150,6 +153,23 @@ describe('msgtrace collect --record, msgtrace replay', () => {
     assert.match(replay.stderr, /the replay differs from the recording \(\d+ differences\):/);
     assert.match(replay.stderr, /event 1 of \d+ \(recorded\|[^)]+\): payload\.collector: recorded "recorded", replayed "changed"/);
     assert.match(replay.stderr, /\.\.\. and \d+ more event differences/);
+  });
+
+  test('replay --expect against a cassette whose recorded events differ: exit 1, the summary still printed, each differing field named', async () => {
+    const edited = JSON.parse(JSON.stringify(cassette)) as { expect: { events: { list: Array<{ msgId: string; payload?: Record<string, unknown> }> } } };
+    const third = edited.expect.events.list[2]!;
+    third.payload = { ...third.payload, senderAddress: 'someone-else@example.test' };
+    const dropped = edited.expect.events.list.splice(5, 1)[0]!;
+    const file = join(dir, 'edited.json');
+    await writeFile(file, JSON.stringify(edited));
+    const replay = await runMsgtraceCli(['replay', file, '--expect'], {});
+    assert.equal(replay.code, 1, replay.stderr);
+    assert.equal(untimed(replay.stdout), untimed(recorded.stdout), 'the summary line is printed either way');
+    assert.match(replay.stderr, /the replay differs from the recording \(3 differences\):/);
+    const line = replay.stderr.split('\n').find((text) => text.includes(`(${third.msgId}): `));
+    assert.match(line ?? '', /^ {2}event 3 of \d+ \(.+\): payload\.senderAddress: recorded "someone-else@example\.test", replayed "[^"]+"$/, replay.stderr);
+    assert.match(replay.stderr, /events: recorded \d+ publishes, replayed \d+/);
+    assert.ok(replay.stderr.includes(`(${dropped.msgId}): published in the replay, not in the recording`), replay.stderr);
   });
 
   test('replayCassette with another pipeline returns the transformed events and says how they differ', async () => {
