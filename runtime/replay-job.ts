@@ -76,7 +76,7 @@ export interface ReplayResult {
 }
 
 /** States in which the job is working, not waiting on the clock. */
-const busyStates = new Set(['scheduled', 'authenticating', 'paging.fetching', 'paging.delivering']);
+const busyStates = new Set(['scheduled', 'authenticating', 'paging.fetching', 'paging.delivering', 'paging.checkpointing']);
 
 /** Real time without any progress after which a replay is declared stuck. */
 const stallLimitMs = 60_000;

@@ -52,7 +52,7 @@ interface PortCall {
   delivery?: DeliveryResult;
 }
 
-const busyStates = new Set(['scheduled', 'authenticating', 'paging.fetching', 'paging.delivering']);
+const busyStates = new Set(['scheduled', 'authenticating', 'paging.fetching', 'paging.delivering', 'paging.checkpointing']);
 
 /** A short summary of a response for the machine-level exchange (the full body is in `http`). */
 function machineResponse(exchange: HttpExchange | undefined, classified: PageResult | TokenResult): CassetteExchange['response'] {
