@@ -29,7 +29,11 @@ export const DEFAULT_PAGE_SIZE = 1000;
 /** The subject template; `{inputId}` is replaced by the input's id when the config loads. */
 export const DEFAULT_SUBJECT = 'msgtrace.events.{inputId}';
 
-/** NATS' default `max_payload` (1 MiB): a bigger event could never be published whole. */
+/**
+ * Cribl's default event size limit (50 KiB): a larger row is kept whole but
+ * marked `__isBroken` (`oversize`). Well under NATS' default `max_payload`
+ * (1 MiB), which decides dead letters instead.
+ */
 export const DEFAULT_MAX_EVENT_BYTES = 51_200;
 
 /** Pages one window may have before its job fails (paging that never ends). */

@@ -45,7 +45,7 @@ describe('msgtrace events (the viewer) against a real nats-server', () => {
   const publish = async (id: string, input = 'graph-in') => {
     const h = headers();
     h.set('Nats-Msg-Id', `${input}|${id}`);
-    h.set('Msgtrace-Input', input);
+    h.set('Msgtrace-Input-Id', `office365_msg_trace:${input}`);
     await jetstream(collector).publish(`msgtrace.events.${input}`, JSON.stringify({ id }), { headers: h });
   };
 
@@ -84,7 +84,7 @@ describe('msgtrace events (the viewer) against a real nats-server', () => {
     assert.equal(result.code, 0, result.stderr);
     const lines = eventLines(result.stdout);
     assert.deepEqual(lines.map((l) => l.event.id), ['e1', 'e2', 'e3', 'e4', 'e5']);
-    assert.deepEqual(lines[4]?.headers, { 'Nats-Msg-Id': 'rws-in|e5', 'Msgtrace-Input': 'rws-in' });
+    assert.deepEqual(lines[4]?.headers, { 'Nats-Msg-Id': 'rws-in|e5', 'Msgtrace-Input-Id': 'office365_msg_trace:rws-in' });
     assert.equal(lines[4]?.subject, 'msgtrace.events.rws-in');
     assert.match(result.stderr, /consumer msgtrace-viewer-1/);
     assert.deepEqual(await readerConsumers(), [], 'the reader consumer is gone');
