@@ -42,8 +42,9 @@ test('the job diagram labels timers by their delay names and keeps paging ⇄ re
     'retryWait --> authenticating : after retryDelay [retryingToken]',
     'paging --> authenticating : fetchPage done [firstAuthExpiry]',
     'fetching --> delivering : fetchPage done [isPage]',
-    'delivering --> fetching : deliverPage done [!isLastPage]',
-    'running --> done : deliverPage done [isLastPage]',
+    'delivering --> checkpointing : deliverPage done',
+    'checkpointing --> fetching : saveCheckpoint done [!windowComplete]',
+    'running --> done : saveCheckpoint done [windowComplete]',
     'beating --> beating : after keepAlive [heartbeatEnabled]',
   ]) {
     assert.ok(lines.includes(edge), `has edge "${edge}"`);
@@ -89,6 +90,7 @@ test('failure arrows carry their guards: an unguarded fallback shows the guards 
     'running --> failed : fetchPage done [!pagingStuck && !isPage && !retryAllowed && !firstAuthExpiry]',
     'running --> failed : fetchPage done [pagingStuck]',
     'running --> failed : fetchPage error',
+    'running --> failed : saveCheckpoint error',
   ]);
   // Every "done" completion into failed names a guard: none reads as if any result failed the job.
   for (const line of toFailed.filter((l) => / done/.test(l))) assert.match(line, /\[[^\]]+\]$/, line);
@@ -130,7 +132,7 @@ test('the graph export holds the same states and transitions, between the real (
   assert.ok(edge('running.job.authenticating', 'failed', 'acquireToken done [!tokenOk && !retryAllowed]'));
   const retry = edge('running.job.retryWait', 'running.job.paging', 'after retryDelay [!retryingToken]');
   assert.deepEqual(retry && { trigger: retry.trigger, kind: retry.kind, guard: retry.guard }, { trigger: 'after retryDelay', kind: 'after', guard: '!retryingToken' });
-  assert.equal(edge('running.job.paging.delivering', 'done', 'deliverPage done [isLastPage]')?.kind, 'done');
+  assert.equal(edge('running.job.paging.checkpointing', 'done', 'saveCheckpoint done [windowComplete]')?.kind, 'done');
   // job.cancel is declared on the root: drawn from each non-final top-level state.
   assert.deepEqual(graph.edges.filter((e) => e.trigger === 'job.cancel').map((e) => [e.source, e.target, e.fromRoot]), [['scheduled', 'cancelled', true], ['running', 'cancelled', true]]);
   for (const e of graph.edges) assert.ok(byId.has(e.source) && byId.has(e.target), `edge ${e.id} joins known states`);
