@@ -414,8 +414,10 @@ describe('nats.conf: least privilege, user by user, on a real nats-server', () =
         const stored: string[] = [];
         const reading = (async () => {
           for await (const m of await reader.consume()) {
-            stored.push(m.headers?.get('Nats-Msg-Id') ?? '');
-            if (stored.length === published + 1) break;
+            // Ends on the event published below, by its id: a count read here raced the `published += 1` after that publish's ack.
+            const id = m.headers?.get('Nats-Msg-Id') ?? '';
+            stored.push(id);
+            if (id === 'e4') break;
           }
         })();
         await until('the first reader got the stored events', () => stored.length === published);
@@ -435,6 +437,7 @@ describe('nats.conf: least privilege, user by user, on a real nats-server', () =
         // A new event reaches both readers and the live subscription.
         await jetstream(collector.nc).publish('msgtrace.events.graph-in', '{"id":"e4"}', { headers: eventHeaders('e4') });
         published += 1;
+        await until('the first reader got the new event', () => stored.length === published);
         await reading;
         await until('the second reader and the live subscription got the new event', () => secondStored.length === 1 && live.length === 1);
         assert.deepEqual(stored.at(-1), 'e4');
