@@ -20,6 +20,7 @@ import type { JobRecord } from '../machines/scheduler.types.ts';
 import { collectorNatsConfig, natsUsers, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { spawnMsgtrace, storedCount, storedMsgIds, waitFor, type MsgtraceProcess } from './support/msgtrace-process.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator, windowDates } from './support/simulator.ts';
+import { stopProcess } from './support/stopped-process.ts';
 
 const hourMs = 3_600_000;
 const timeScale = 20;
@@ -183,7 +184,7 @@ describe('distributed collection: schedulers, workers, failover', () => {
       const first = procs.spawn('worker', 'w-first');
       await first.waitForLog((line) => line.msg === 'task taken', 'the first worker to take the task');
       await waitFor(async () => ((await storedCount(admin, 'msgtrace.events.hung')) >= 500 ? true : undefined), '5 pages stored', { timeoutMs: 30_000 });
-      first.child.kill('SIGSTOP');
+      await stopProcess(first.child.pid!);
       const second = procs.spawn('worker', 'w-second');
       await second.waitForLog((line) => line.msg === 'task taken over from a worker that stopped keeping it alive', 'the second worker to take the task over', 30_000);
       await completed(inputs);

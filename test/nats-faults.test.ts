@@ -29,6 +29,7 @@ import type { TraceEvent } from '../streams/trace-event.types.ts';
 import { freePort, natsServerPorts, natsUsers, projectNatsConf, startTestNatsServer, type TestNatsServer } from './support/nats-server.ts';
 import { fetchTruthKeys, graphInput, startTestSimulator, type TestSimulator } from './support/simulator.ts';
 import { storedMsgIds } from './support/msgtrace-process.ts';
+import { stopProcess } from './support/stopped-process.ts';
 
 const cli = fileURLToPath(new URL('../cli/msgtrace.mjs', import.meta.url));
 const hourMs = 3_600_000;
@@ -174,7 +175,7 @@ describe('NATS faults', () => {
       },
     });
     const pid = nats.process.pid!;
-    process.kill(pid, 'SIGSTOP');
+    await stopProcess(pid);
     let outcome: Promise<{ ack?: { duplicate: boolean }; error?: unknown }>;
     try {
       outcome = publisher.publish('msgtrace.events.acktimeout', sampleEvent, 'ack-timeout-msg-1').then(
@@ -212,7 +213,7 @@ describe('NATS faults', () => {
       maxBackoffMs: 300,
     });
     const pid = nats.process.pid!;
-    process.kill(pid, 'SIGSTOP');
+    await stopProcess(pid);
     try {
       await assert.rejects(publisher.publish('msgtrace.events.acktimeout', { ...sampleEvent, id: 'fault-2' }, 'ack-timeout-msg-2'), (error: unknown) => {
         assert.ok(error instanceof NatsError);
