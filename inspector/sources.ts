@@ -73,7 +73,13 @@ function watchBucket(
     while (!stopped() && !nc.isClosed()) {
       try {
         const kv = await kvm.open(bucket);
+        if (stopped()) break;
         iterator = await kv.watch({ include: '' });
+        // stop() called while the watch was being opened found no iterator to stop: without this the watch below would never end, nor stop() with it.
+        if (stopped()) {
+          iterator.stop();
+          break;
+        }
         status = { name, state: 'watching', detail: null, sinceMs: options.now() };
         for await (const entry of iterator) {
           onEntry(entry);

@@ -17,6 +17,8 @@ import { openRequestBudgetBucket } from '../adapters/nats/shared-request-budget.
 import { validateConfig } from '../config/load-config.ts';
 import type { MsgtraceConfig } from '../config/schema.ts';
 import { budgetLabelsFor } from '../inspector/metrics.ts';
+import { createInspectorModel } from '../inspector/model.ts';
+import { startInspectorSources } from '../inspector/sources.ts';
 import { startInspector, startRunInspector, type RunningInspector } from '../inspector/index.ts';
 import type { JobRecord } from '../machines/scheduler.types.ts';
 import { waitFor } from './support/msgtrace-process.ts';
@@ -272,6 +274,22 @@ describe('the inspector against a real nats-server (as the operator)', () => {
       assert.equal(readOnly.health().cancel, false);
     } finally {
       await readOnly.stop();
+    }
+  });
+
+  it('stops at once, even when stopped while its watches are still being opened', async () => {
+    // Stopped in the same tick it started: every watch is still opening its bucket. Such a stop used to
+    // find no watch to end, and then waited forever on the watch opened after it (a full suite run hung here).
+    const operator = await connect({ servers: server.url, ...natsUsers.operator, inboxPrefix: natsUsers.operator.inboxPrefix });
+    try {
+      for (let round = 0; round < 5; round += 1) {
+        const sources = startInspectorSources(operator, createInspectorModel());
+        const stopped = await Promise.race([sources.stop().then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref())]);
+        assert.equal(stopped, true, `round ${round}: stop() did not settle within 5 s`);
+        assert.ok(sources.status().slice(1).every((source) => source.state === 'stopped'), JSON.stringify(sources.status()));
+      }
+    } finally {
+      await operator.close();
     }
   });
 
