@@ -7,9 +7,9 @@
  * the JSON payload, the headers, and the internal fields those headers
  * carry (`Msgtrace-Page` → `__page`, typed back).
  */
+import { wireEventOf } from '../../adapters/cassette/wire-event.ts';
 import type { DeadLetter } from '../../streams/dead-letter.ts';
 import type { EventPublisher, PublishAck } from '../../streams/event-publisher.types.ts';
-import { internalFieldOfHeader, writeWireMessage } from '../../streams/wire-message.ts';
 import type { TraceEvent } from '../../streams/trace-event.types.ts';
 import { UnpublishableEventError } from '../../streams/unpublishable-event-error.ts';
 
@@ -103,7 +103,7 @@ export function createMemoryPublisher(options: MemoryPublisherOptions = {}): Mem
       if (refusal !== undefined) return Promise.reject(new UnpublishableEventError(refusal));
       let message: PendingPublish['message'];
       try {
-        message = readBack(event, msgId, added);
+        message = wireEventOf(event, msgId, added);
       } catch (cause) {
         return Promise.reject(new UnpublishableEventError(`it cannot be serialised to JSON (${(cause as Error).message})`, { cause }));
       }
@@ -138,20 +138,4 @@ export function createMemoryPublisher(options: MemoryPublisherOptions = {}): Mem
       entry.reject(error);
     },
   };
-}
-
-/** The message `writeWireMessage` builds, read back as a consumer would: payload, headers, typed internal fields. */
-function readBack(event: TraceEvent, msgId: string, added: Parameters<EventPublisher['publish']>[3]): Omit<StoredMessage, 'subject' | 'msgId'> {
-  const map = new Map<string, string[]>();
-  const payload = JSON.parse(writeWireMessage(event, msgId, added, map)) as Record<string, unknown>;
-  const headers: Record<string, string> = {};
-  const internal: Record<string, unknown> = {};
-  for (const [name, values] of map) {
-    const value = values[0] ?? '';
-    headers[name] = value;
-    const field = internalFieldOfHeader(name);
-    if (field === null) continue;
-    internal[field] = value === 'true' ? true : value === 'false' ? false : field === '__page' ? Number(value) : value;
-  }
-  return { payload, internal, headers };
 }
